@@ -18,6 +18,7 @@ Notation, used in every shape comment:
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -395,17 +396,37 @@ class MiniLM(nn.Module):
     ) -> torch.Tensor:
         """Append up to `max_new_tokens` sampled tokens to idx (B, T); returns (B, T + new).
 
+        A row that emits `eos_id` is finished and padded with eos_id; generation stops
+        early once every row is finished. See `stream` for how the cache is used.
+        """
+        steps = self.stream(
+            idx, max_new_tokens, temperature, top_k, top_p, generator, eos_id, use_cache
+        )
+        return torch.cat([idx, *steps], dim=1)
+
+    @torch.no_grad()
+    def stream(
+        self,
+        idx: torch.Tensor,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        generator: torch.Generator | None = None,
+        eos_id: int | None = None,
+        use_cache: bool = True,
+    ) -> Iterator[torch.Tensor]:
+        """Yield the new tokens (B, 1) one step at a time; arguments as for `generate`.
+
         The model sees the last block_size tokens. With the cache, the prompt is run once
         (prefill) and then each step feeds only the newest token. Once the text outgrows
         block_size the window slides, every position shifts and the cache is rebuilt from
         the window each step, so the output stays identical to `use_cache=False`.
-        A row that emits `eos_id` is finished and padded with eos_id; generation stops
-        early when every row is finished.
         """
         if max_new_tokens < 0:
             raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
         if idx.size(1) == 0:
-            raise ValueError("generate needs a prompt of at least one token")
+            raise ValueError("generation needs a prompt of at least one token")
         self._check_ids(idx)
         block = self.config.block_size
         cache = None
@@ -424,9 +445,9 @@ class MiniLM(nn.Module):
                 next_id = next_id.masked_fill(done.unsqueeze(1), eos_id)
                 done |= next_id.squeeze(1) == eos_id
             idx = torch.cat((idx, next_id), dim=1)
+            yield next_id
             if eos_id is not None and done.all():
-                break
-        return idx
+                return
 
 
 def padding_mask(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -452,7 +473,9 @@ def sample_next_token(
 
     temperature 0 is greedy argmax; otherwise logits are divided by the temperature, cut to
     the top_k most likely tokens and to the smallest set whose probability reaches top_p
-    (nucleus), and one token is drawn with `generator`.
+    (nucleus), and one token is drawn with `generator`, a CPU generator: the draw happens
+    on the CPU, which is cheap for one row of V, reproducible across devices, and avoids
+    `torch.multinomial` on MPS, which has returned out-of-range ids.
     """
     if temperature < 0:
         raise ValueError(f"temperature must be >= 0, got {temperature}")

@@ -1,0 +1,135 @@
+"""Checkpoint files: written atomically, read without ever executing code.
+
+A checkpoint is one file made by `torch.save` of a dict of tensors and plain values:
+
+    format, version       "minillm-checkpoint", 1
+    model_config          ModelConfig as a dict
+    model                 the model's state_dict
+    tokenizer             the tokenizer as its `tokenizers` JSON string
+    label_names           class names of the sentiment head, or None
+    train_config          the TrainConfig of the run, as a dict
+    step, elapsed_s       optimizer steps taken and training seconds spent
+    optimizer, rng        optimizer state and random-number generator states (resume)
+    best_metric, best_step, metrics    the best validation value so far and the last eval
+
+Holds: save (temporary file, fsync, rename), safe load (`weights_only=True`, so a pickle
+that would run code is refused), validation with one-line errors, and rebuilding a model
+and tokenizer from a file. Leaves out: what goes into the dict (see `minillm.training`).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from minillm.model import MiniLM, ModelConfig
+
+FORMAT = "minillm-checkpoint"
+VERSION = 1
+REQUIRED = ("model_config", "model", "tokenizer")
+# Wrappers that rename parameters: torch.compile's module and DistributedDataParallel's.
+WRAPPER_PREFIXES = ("_orig_mod.", "module.")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used; the message is one line naming the file."""
+
+
+def save_checkpoint(payload: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Write `payload` to `path` atomically: a crash mid-save leaves the old file intact."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"format": FORMAT, "version": VERSION, **payload}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)  # atomic on POSIX and Windows: readers see old or new, never half
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
+    """Read and validate a checkpoint; never unpickles arbitrary objects."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        detail = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise CheckpointError(
+            f"{path}: refused to load: it holds Python objects that could run code when "
+            f"unpickled, which no minillm checkpoint does ({detail[:120]})"
+        ) from None
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as err:
+        detail = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint (corrupt or truncated?): {detail[:160]}"
+        ) from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a minillm checkpoint (no '{FORMAT}' marker)")
+    if ckpt.get("version") != VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format version {ckpt.get('version')} is not supported "
+            f"(this minillm reads version {VERSION})"
+        )
+    missing = [k for k in REQUIRED if k not in ckpt]
+    if missing:
+        raise CheckpointError(f"{path}: checkpoint is missing {', '.join(missing)}")
+    ckpt["model"] = strip_wrapper_prefixes(ckpt["model"])
+    return ckpt
+
+
+def strip_wrapper_prefixes(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop `_orig_mod.` (torch.compile) and `module.` (DDP) from parameter names."""
+    clean = {}
+    for name, value in state_dict.items():
+        stripped = True
+        while stripped:
+            stripped = False
+            for prefix in WRAPPER_PREFIXES:
+                if name.startswith(prefix):
+                    name, stripped = name[len(prefix) :], True
+        clean[name] = value
+    return clean
+
+
+def model_from_checkpoint(ckpt: dict, path: str | os.PathLike = "checkpoint") -> MiniLM:
+    """Rebuild the model the checkpoint describes and load its weights (float32, CPU)."""
+    try:
+        config = ModelConfig(**ckpt["model_config"])
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{path}: incompatible model config: {err}") from None
+    model = MiniLM(config)
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()
+        raise CheckpointError(
+            f"{path}: weights do not fit the model config: {' '.join(first[:2])[:200]}"
+        ) from None
+    return model
+
+
+def load_for_inference(path: str | os.PathLike, device: torch.device | str = "cpu"):
+    """(model in eval mode on `device`, tokenizer, checkpoint dict) from one file."""
+    from minillm.tokenizer import Tokenizer  # the tokenizer needs nothing from the model
+
+    ckpt = load_checkpoint(path)
+    model = model_from_checkpoint(ckpt, path).to(device).eval()
+    try:
+        tokenizer = Tokenizer.from_json(ckpt["tokenizer"])
+    except Exception as err:
+        raise CheckpointError(f"{path}: the saved tokenizer does not load: {err}") from None
+    return model, tokenizer, ckpt

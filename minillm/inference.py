@@ -1,0 +1,149 @@
+"""Using a trained checkpoint: generate text, classify posts, score labeled data.
+
+Holds the library side of sample.py: streaming generation that prints whole characters
+as they form, batched classification that returns probabilities in input order, and
+evaluation of a sentiment checkpoint on labeled files. Leaves out: argument parsing
+(sample.py) and training (minillm.training).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+
+from minillm.data import collate, encode_labeled, read_posts
+from minillm.device import autocast
+from minillm.metrics import classification_metrics
+from minillm.normalize import normalize_post
+
+
+def prepare_text(text: str, ckpt: dict) -> str:
+    """Normalise input the way the checkpoint's training data was (mentions, URLs, ...)."""
+    if (ckpt.get("train_config") or {}).get("normalize", True):
+        return normalize_post(text)
+    return text
+
+
+@torch.no_grad()
+def generate_text(
+    model,
+    tokenizer,
+    prompt: str,
+    max_new_tokens: int = 80,
+    temperature: float = 0.8,
+    top_k: int | None = 50,
+    top_p: float | None = 0.95,
+    generator: torch.Generator | None = None,
+    use_cache: bool = True,
+    on_text: Callable[[str], None] | None = None,
+) -> str:
+    """Continue `prompt` until end of post or `max_new_tokens`; returns prompt + continuation.
+
+    An empty prompt starts a new post from nothing. `on_text`
+    receives the text as it grows, a few characters at a time, never half a character:
+    one byte-level token can hold part of an emoji, so only completed characters go out.
+    """
+    device = next(model.parameters()).device
+    # In training every post follows an end-of-post token, so a post starts after one here.
+    context = [tokenizer.eos_id, *tokenizer.encode(prompt)]
+    idx = torch.tensor([context], dtype=torch.long, device=device)
+    new: list[int] = []
+    shown = ""
+    steps = model.stream(
+        idx, max_new_tokens, temperature, top_k, top_p, generator, tokenizer.eos_id, use_cache
+    )
+    for next_id in steps:
+        token = int(next_id)
+        if token == tokenizer.eos_id:
+            break
+        new.append(token)
+        text = tokenizer.decode(new)
+        if on_text and not text.endswith("\ufffd") and len(text) > len(shown):
+            on_text(text[len(shown) :])
+            shown = text
+    text = tokenizer.decode(new)
+    if on_text and len(text) > len(shown):
+        on_text(text[len(shown) :])
+    return prompt + text
+
+
+@torch.no_grad()
+def predict_proba(model, encoded: Sequence[Sequence[int]], pad_id: int, device=None,
+                  dtype=torch.float32, batch_size: int = 256) -> torch.Tensor:  # fmt: skip
+    """Class probabilities (N, K) for token-id lists, in input order.
+
+    Posts are batched with others of similar length, so padding (wasted work) stays small.
+    """
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+    probs = torch.zeros(len(encoded), model.config.n_classes)
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        batch = collate([encoded[r] for r in rows], [0] * len(rows), pad_id)
+        with autocast(device, dtype):
+            scores = model.classify(batch.ids.to(device), batch.mask.to(device))
+        probs[rows] = scores.float().softmax(dim=-1).cpu()
+    model.train(was_training)
+    return probs
+
+
+def encode_posts(texts: Sequence[str], tokenizer, ckpt: dict, block_size: int) -> list[list[int]]:
+    """Normalise and encode posts as training did: cut to block_size - 1 tokens, then eos."""
+    cleaned = [prepare_text(t, ckpt) for t in texts]
+    return [ids[: block_size - 1] + [tokenizer.eos_id] for ids in tokenizer.encode_batch(cleaned)]
+
+
+def classify_texts(model, tokenizer, ckpt: dict, texts: Sequence[str]) -> torch.Tensor:
+    """Probabilities (N, K) for raw posts, normalised as the checkpoint's training data was."""
+    if not ckpt.get("label_names"):
+        raise ValueError("this checkpoint has no sentiment head; train one with --task sentiment")
+    encoded = encode_posts(texts, tokenizer, ckpt, model.config.block_size)
+    return predict_proba(model, encoded, tokenizer.pad_id)
+
+
+def evaluate_files(
+    model, tokenizer, ckpt: dict, paths: Sequence[str | Path], split: str = "test", log=print
+) -> dict:
+    """Score a sentiment checkpoint on labeled data in any supported format.
+
+    `split` picks the split of TweetEval task folders; other files are read whole.
+    """
+    label_names = ckpt.get("label_names")
+    if not label_names:
+        raise ValueError("this checkpoint has no sentiment head; train one with --task sentiment")
+    normalize = (ckpt.get("train_config") or {}).get("normalize", True)
+    result = read_posts(list(paths), split=split, normalize=normalize, label_names=label_names)
+    log(result.summary(), file=sys.stderr)
+    posts = [p for p in result.posts if p.label is not None]
+    if not posts:
+        raise ValueError(f"no labeled posts in {', '.join(map(str, paths))}")
+    encoded, labels = encode_labeled(posts, tokenizer, label_names, model.config.block_size)
+    probs = predict_proba(model, encoded, tokenizer.pad_id)
+    return classification_metrics(labels, probs.argmax(dim=-1).tolist(), label_names)
+
+
+def read_lines(path: str) -> list[str]:
+    """One post per line from a file ('-' = stdin), in order; blank lines stay (as posts).
+
+    Only newlines split posts (not the Unicode line separators str.splitlines also
+    splits on); a byte that is not UTF-8 is reported with its file and line.
+    """
+    if path == "-":
+        data = sys.stdin.buffer.read()
+    else:
+        with open(path, "rb") as f:
+            data = f.read()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise ValueError(f"{path}: line {line}: not valid UTF-8 ({err.reason})") from None
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # the newline that ends the last line
+    return [line.removesuffix("\r") for line in lines]

@@ -1,0 +1,152 @@
+"""Turning text into token ids and back: a byte-level BPE and a character-level tokenizer.
+
+Holds: `Tokenizer`, one class for both kinds, built on the Hugging Face `tokenizers`
+library so both are trained, run and saved the same way:
+  * `Tokenizer.train_bpe(texts, vocab_size)` -- byte-level BPE, as in GPT-2: text is
+    split into UTF-8 bytes, and the most frequent adjacent pairs are merged into new
+    tokens until the vocabulary is full. Any text can be encoded, since every byte is a
+    token.
+  * `Tokenizer.train_char(texts)` -- one token per character seen in training, for
+    teaching. A character it never saw is encoded as its UTF-8 bytes (256 byte tokens
+    `<0x00>`..`<0xFF>`), so nothing crashes and decoding still gives the text back.
+Both have two special tokens, `<|pad|>` (id 0, fills out batches) and `<|eos|>` (id 1,
+ends every post). For any text, `decode(encode(text)) == text` exactly: no normaliser,
+no added prefix space, no trimming. A tokenizer is saved as the library's JSON string
+(`to_json` / `from_json`), never pickled, so a checkpoint can carry it as plain text.
+
+Leaves out: text normalisation (`minillm/normalize.py`: applied to posts before they
+reach the tokenizer), hand-written BPE, and special tokens beyond the two above.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+import tokenizers
+from tokenizers import decoders, models, pre_tokenizers, trainers
+
+PAD = "<|pad|>"
+EOS = "<|eos|>"
+SPECIAL_TOKENS = [PAD, EOS]  # in id order: pad is 0, eos is 1
+
+
+class Tokenizer:
+    """A trained tokenizer: `encode`, `encode_batch`, `decode`, and JSON to save it in."""
+
+    def __init__(self, tok: tokenizers.Tokenizer) -> None:
+        self._tok = tok
+        # Text that happens to spell "<|eos|>" is encoded as ordinary characters: only
+        # the code that joins posts puts real end-of-post ids in. (Not kept in the JSON.)
+        self._tok.encode_special_tokens = True
+        self._pad_id = tok.token_to_id(PAD)
+        self._eos_id = tok.token_to_id(EOS)
+        if self._pad_id is None or self._eos_id is None:
+            raise ValueError(f"tokenizer has no {PAD} or {EOS} token")
+        self._special_ids = {self._pad_id, self._eos_id}
+
+    # -- building ---------------------------------------------------------------
+
+    @classmethod
+    def train_bpe(
+        cls, texts: Iterable[str], vocab_size: int = 4096, min_frequency: int = 2
+    ) -> Tokenizer:
+        """Train byte-level BPE on `texts`: 256 byte tokens, 2 special, then merges.
+
+        A pair seen fewer than `min_frequency` times is never merged, so on a small
+        corpus the vocabulary may stop short of `vocab_size`.
+        """
+        n_base = len(SPECIAL_TOKENS) + 256
+        if vocab_size < n_base:
+            raise ValueError(f"vocab_size must be at least {n_base} (specials + bytes)")
+        tok = tokenizers.Tokenizer(models.BPE())
+        # Split before merging, GPT-2 style, so merges never cross word edges; no prefix
+        # space is added, so a leading space in a post is kept, not invented.
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+        tok.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size,
+            min_frequency=min_frequency,
+            special_tokens=SPECIAL_TOKENS,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),  # all 256 bytes
+            show_progress=False,
+        )
+        tok.train_from_iterator(texts, trainer=trainer)
+        return cls(tok)
+
+    @classmethod
+    def train_char(cls, texts: Iterable[str], min_frequency: int = 1) -> Tokenizer:
+        """One token per character seen at least `min_frequency` times, plus 256 bytes.
+
+        Ids: the 2 special tokens, then the byte tokens `<0x00>`..`<0xFF>`, then the
+        characters in code-point order. Built as a BPE model with no merges and
+        `byte_fallback`, which is exactly "look each character up, else use its bytes".
+        """
+        counts = Counter(char for text in texts for char in text)
+        vocab = {token: i for i, token in enumerate(SPECIAL_TOKENS)}
+        for byte in range(256):
+            vocab[f"<0x{byte:02X}>"] = len(vocab)
+        for char in sorted(counts):
+            if counts[char] >= min_frequency:
+                vocab[char] = len(vocab)
+        tok = tokenizers.Tokenizer(models.BPE(vocab=vocab, merges=[], byte_fallback=True))
+        # ByteFallback turns runs of byte tokens back into characters (U+FFFD for a run
+        # that is not valid UTF-8); Fuse joins everything into one string.
+        tok.decoder = decoders.Sequence([decoders.ByteFallback(), decoders.Fuse()])
+        tok.add_special_tokens(SPECIAL_TOKENS)
+        return cls(tok)
+
+    # -- saving -----------------------------------------------------------------
+
+    def to_json(self) -> str:
+        """The whole tokenizer as a JSON string (the `tokenizers` library's format)."""
+        return self._tok.to_str()
+
+    @classmethod
+    def from_json(cls, text: str) -> Tokenizer:
+        """Rebuild a tokenizer saved with `to_json`."""
+        return cls(tokenizers.Tokenizer.from_str(text))
+
+    # -- using ------------------------------------------------------------------
+
+    @property
+    def kind(self) -> str:
+        """ "bpe" or "char"."""
+        return "bpe" if isinstance(self._tok.decoder, decoders.ByteLevel) else "char"
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of token ids, special tokens included: ids lie in [0, vocab_size)."""
+        return self._tok.get_vocab_size(with_added_tokens=True)
+
+    @property
+    def pad_id(self) -> int:
+        return self._pad_id
+
+    @property
+    def eos_id(self) -> int:
+        return self._eos_id
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of `text`, with no special tokens added."""
+        return self._tok.encode(text, add_special_tokens=False).ids
+
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        """`encode` for many texts at once (the library spreads them over CPU threads)."""
+        return [enc.ids for enc in self._tok.encode_batch(list(texts), add_special_tokens=False)]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """The text of `ids`. Never raises for integer ids.
+
+        Special ids and ids outside [0, vocab_size) are skipped; bytes that do not form
+        whole UTF-8 characters (a sequence cut mid-emoji) become U+FFFD.
+        """
+        if hasattr(ids, "tolist"):  # a tensor or array
+            ids = ids.tolist()
+        keep = [
+            int(i) for i in ids if 0 <= int(i) < self.vocab_size and int(i) not in self._special_ids
+        ]
+        return self._tok.decode(keep, skip_special_tokens=True)
+
+    def __repr__(self) -> str:
+        return f"Tokenizer(kind={self.kind!r}, vocab_size={self.vocab_size})"

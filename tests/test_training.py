@@ -1,0 +1,206 @@
+"""The training loop in-process on a tiny preset: maths, resume, budgets, failures."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+
+from minillm import training
+from minillm.checkpoint import load_checkpoint
+from minillm.training import TrainConfig, TrainingError, lr_at, make_optimizer, train
+
+ROOT = Path(__file__).resolve().parents[1]
+POSTS = str(ROOT / "data" / "posts.csv")
+
+
+def config(tmp_path, name="run", **kw) -> TrainConfig:
+    base = dict(data=(POSTS,), out=str(tmp_path / name), preset="tiny", max_steps=12,
+                eval_interval=4, log_interval=4, warmup_steps=3, seed=3)  # fmt: skip
+    return TrainConfig(**{**base, **kw})
+
+
+def quiet(*args, **kwargs):
+    pass
+
+
+def weights(path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(path)["model"]
+
+
+def assert_same_weights(a: dict, b: dict, atol: float = 0.0) -> None:
+    assert a.keys() == b.keys()
+    for name in a:
+        diff = (a[name].float() - b[name].float()).abs().max().item()
+        assert diff <= atol, f"{name} differs by {diff:.3e}"
+
+
+@pytest.mark.parametrize("task", ["lm", "sentiment"])
+def test_gradient_accumulation_equals_the_full_batch(tmp_path, task):
+    full = train(config(tmp_path, "full", task=task, grad_accum=1, log_interval=1), log=quiet)
+    split = train(config(tmp_path, "split", task=task, grad_accum=4, log_interval=1), log=quiet)
+    # float32 sums in another order differ in the last bits, and Adam divides by the
+    # gradient's size, so weights drift by ~1e-5 after 12 steps; a wrong accumulation
+    # (a lost micro-batch, a wrong scale) moves them by ~1e-3 and the loss by a factor.
+    assert_same_weights(weights(full.parent / "last.pt"), weights(split.parent / "last.pt"), 1e-4)
+
+    def losses(out):
+        rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+        return torch.tensor([r["loss"] for r in rows if r["kind"] == "train"])
+
+    assert torch.allclose(losses(full.parent), losses(split.parent), atol=1e-4)
+
+
+@pytest.mark.parametrize("task", ["lm", "sentiment"])
+def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, task, monkeypatch):
+    straight = train(config(tmp_path, "straight", task=task, dropout=0.1), log=quiet)
+
+    cfg = config(tmp_path, "resumed", task=task, dropout=0.1)
+    real_clip = torch.nn.utils.clip_grad_norm_
+    calls = {"n": 0}
+
+    def ctrl_c_at_step_7(*args, **kwargs):  # Ctrl-C in the middle of step 7
+        calls["n"] += 1
+        if calls["n"] == 7:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_clip(*args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", ctrl_c_at_step_7)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, log=quiet)
+    monkeypatch.undo()
+    assert load_checkpoint(Path(cfg.out) / "last.pt")["step"] == 7  # step 7 finished, saved
+    resumed = train(TrainConfig(**{**cfg.__dict__, "resume": True}), log=quiet)
+    assert load_checkpoint(resumed.parent / "last.pt")["step"] == 12
+    assert_same_weights(weights(straight.parent / "last.pt"), weights(resumed.parent / "last.pt"))
+    rows = [json.loads(x) for x in (Path(cfg.out) / "metrics.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in rows if r["kind"] == "train"]
+    assert steps == sorted(steps) and len(steps) == len(set(steps))
+
+
+def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
+    cfg = config(tmp_path, eval_interval=2)
+    real_forward = training.MiniLM.forward
+    calls = {"n": 0}
+
+    def nan_at_step_5(self, idx):
+        calls["n"] += self.training  # count training steps, not evaluation batches
+        logits = real_forward(self, idx)
+        return logits * float("nan") if calls["n"] == 5 and self.training else logits
+
+    monkeypatch.setattr(training.MiniLM, "forward", nan_at_step_5)
+    with pytest.raises(TrainingError, match="at step 5"):
+        train(cfg, log=quiet)
+    assert load_checkpoint(Path(cfg.out) / "last.pt")["step"] == 4
+
+
+def test_wall_clock_budget_stops_cleanly_and_saves(tmp_path):
+    lines = []
+    best = train(
+        config(tmp_path, max_steps=100_000, max_minutes=0.02),
+        log=lambda *a, **k: lines.append(a[0]),
+    )
+    ckpt = load_checkpoint(best.parent / "last.pt")
+    assert 0 < ckpt["step"] < 100_000
+    assert any("time budget" in line for line in lines)
+    assert ckpt["metrics"]["bpb"] > 0
+
+
+def test_early_stopping_on_macro_recall(tmp_path):
+    lines = []
+    cfg = config(
+        tmp_path,
+        task="sentiment",
+        max_steps=400,
+        eval_interval=1,
+        patience=2,
+        lr=1e-9,
+        warmup_steps=1,
+    )
+    train(cfg, log=lambda *a, **k: lines.append(a[0]))
+    assert any("no improvement in 2 evaluations" in line for line in lines)
+    assert load_checkpoint(Path(cfg.out) / "last.pt")["step"] < 400
+
+
+def test_outputs_of_a_run(tmp_path):
+    best = train(config(tmp_path, task="sentiment"), log=quiet)
+    out = best.parent
+    for name in ("best.pt", "last.pt", "metrics.jsonl", "loss.png", "confusion.png"):
+        assert (out / name).stat().st_size > 0, name
+    ckpt = load_checkpoint(best)
+    assert ckpt["label_names"] == ["negative", "neutral", "positive"]
+    assert set(ckpt["metrics"]) >= {"accuracy", "macro_recall", "macro_f1", "per_class_recall"}
+    assert ckpt["train_config"]["task"] == "sentiment"
+
+
+def test_init_from_lm_checkpoint_keeps_trunk_and_tokenizer(tmp_path):
+    lm = train(config(tmp_path, "lm"), log=quiet)
+    sent = train(
+        config(
+            tmp_path,
+            "sent",
+            task="sentiment",
+            init_from=str(lm),
+            max_steps=1,
+            lr=1e-12,
+            warmup_steps=1,
+        ),
+        log=quiet,
+    )
+    a, b = load_checkpoint(lm), load_checkpoint(sent)
+    assert a["tokenizer"] == b["tokenizer"]
+    assert torch.allclose(
+        a["model"]["blocks.0.attn.qkv.weight"], b["model"]["blocks.0.attn.qkv.weight"], atol=1e-6
+    )
+
+
+def test_explicit_val_file_inside_data_folder_is_left_out_of_training(tmp_path):
+    folder = tmp_path / "posts"
+    folder.mkdir()
+    lines = Path(POSTS).read_text(encoding="utf-8").splitlines()
+    (folder / "a.csv").write_text("\n".join(lines[:800]) + "\n", encoding="utf-8")
+    (folder / "b.csv").write_text("\n".join([lines[0], *lines[800:]]) + "\n", encoding="utf-8")
+    log = []
+    cfg = config(
+        tmp_path, task="sentiment", data=(str(folder),), val=(str(folder / "b.csv"),), max_steps=1
+    )
+    train(cfg, log=lambda *a, **k: log.append(a[0]))
+    assert any("posts: 799 train" in line for line in log), log
+
+
+def test_learning_rate_schedule():
+    cfg = TrainConfig(lr=1e-3, warmup_steps=10, min_lr_ratio=0.1, max_steps=110)
+    assert lr_at(0.0, 0, cfg) == pytest.approx(1e-4)
+    assert lr_at(0.09, 9, cfg) == pytest.approx(1e-3)
+    assert lr_at(0.5, 55, cfg) == pytest.approx(1e-4 + 0.5 * 9e-4)
+    assert lr_at(1.0, 110, cfg) == pytest.approx(1e-4)
+    assert lr_at(2.0, 500, cfg) == pytest.approx(1e-4)  # never below the floor
+
+
+def test_no_weight_decay_on_norms_biases_and_embeddings():
+    model = training.MiniLM(
+        training.build_model_config(
+            TrainConfig(preset="tiny", pos="learned", norm="layernorm"), 100, 3
+        )
+    )
+    opt = make_optimizer(model, TrainConfig(preset="tiny"), torch.device("cpu"))
+    decayed = {id(p) for g in opt.param_groups if g["weight_decay"] > 0 for p in g["params"]}
+    for name, p in model.named_parameters():
+        should = name.endswith("weight") and p.dim() == 2 and "emb" not in name
+        assert (id(p) in decayed) == should, name
+    assert sum(p.numel() for g in opt.param_groups for p in g["params"]) == model.num_params()
+
+
+def test_bad_settings_raise_clear_errors(tmp_path):
+    with pytest.raises(ValueError, match="--preset"):
+        TrainConfig(preset="huge")
+    with pytest.raises(ValueError, match="--batch-size 16 must divide"):
+        train(config(tmp_path, grad_accum=3), log=quiet)
+    with pytest.raises(ValueError, match="--resume"):
+        train(config(tmp_path, "fresh", resume=True), log=quiet)
+    assert math.isfinite(TrainConfig().get("lr"))
