@@ -179,9 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=d.grad_clip,
         help="clip the gradient norm to this, 0 = off (default: %(default)s)",
     )
-    g.add_argument(
-        "--max-steps", type=int, default=d.max_steps, help="optimizer steps (default: %(default)s)"
-    )
+    g.add_argument("--max-steps", type=int, help="optimizer steps (default: from the preset)")
     g.add_argument(
         "--max-minutes",
         type=float,

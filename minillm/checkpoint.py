@@ -67,10 +67,17 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        detail = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        detail = next(
+            (ln.strip() for ln in str(err).splitlines() if "Unsupported global" in ln), ""
+        )
+        if not detail:  # not a pickle of anything: garbage bytes
+            raise CheckpointError(
+                f"{path}: not a readable checkpoint (corrupt or truncated?)"
+            ) from None
+        name = detail.split("GLOBAL", 1)[-1].split(" was not", 1)[0].strip()
         raise CheckpointError(
-            f"{path}: refused to load: it holds Python objects that could run code when "
-            f"unpickled, which no minillm checkpoint does ({detail[:120]})"
+            f"{path}: refused to load: it asks to import {name!r} while unpickling, which could "
+            f"run code; minillm checkpoints hold only tensors and plain values"
         ) from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as err:
         detail = (str(err).strip().splitlines() or [type(err).__name__])[0]

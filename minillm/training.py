@@ -69,20 +69,20 @@ from minillm.tokenizer import Tokenizer
 PRESETS: dict[str, dict] = {
     # ~0.1M parameters; for tests and smoke runs, seconds.
     "tiny": dict(n_layer=2, n_head=2, n_embd=64, block_size=64, vocab_size=512,
-                 batch_size=16, lr=3e-3, dropout=0.0),
+                 batch_size=16, lr=3e-3, dropout=0.0, max_steps=200),
     # ~1.6M parameters; `python train.py` on the bundled corpus in about two minutes.
     "small": dict(n_layer=4, n_head=4, n_embd=128, block_size=128, vocab_size=2048,
-                  batch_size=32, lr=2e-3, dropout=0.1),
+                  batch_size=32, lr=2e-3, dropout=0.1, max_steps=300),
     # ~6M parameters; the reference size of BENCHMARKS.md with minillm's architecture.
     "medium": dict(n_layer=4, n_head=4, n_embd=256, block_size=128, vocab_size=8192,
-                   batch_size=32, lr=2e-3, dropout=0.0),
+                   batch_size=32, lr=2e-3, dropout=0.0, max_steps=2000),
     # The same size built the GPT-2 way: the baseline every benchmark compares against.
     "gpt2-baseline": dict(n_layer=4, n_head=4, n_embd=256, block_size=128, vocab_size=8192,
-                          batch_size=32, lr=1e-3, dropout=0.0, pos="learned",
+                          batch_size=32, lr=1e-3, dropout=0.0, max_steps=2000, pos="learned",
                           norm="layernorm", mlp="gelu"),
     # GPT-2 small (124M with a 50k vocabulary): for GPUs.
     "gpt2-small": dict(n_layer=12, n_head=12, n_embd=768, block_size=1024, vocab_size=32768,
-                       batch_size=64, lr=6e-4, dropout=0.0),
+                       batch_size=64, lr=6e-4, dropout=0.0, max_steps=5000),
 }  # fmt: skip
 
 MODEL_FIELDS = ("n_layer", "n_head", "n_embd", "block_size", "dropout", "pos", "norm", "mlp")
@@ -127,7 +127,7 @@ class TrainConfig:
     beta1: float = 0.9
     beta2: float = 0.95
     grad_clip: float = 1.0  # clip the global gradient norm to this; 0 = off
-    max_steps: int = 2000
+    max_steps: int | None = None  # optimizer steps (default: from the preset)
     max_minutes: float | None = None  # wall-clock budget; stops cleanly when spent
     eval_interval: int = 100  # steps between evaluations (and checkpoints)
     patience: int = 0  # sentiment: stop after this many evals without improvement; 0 = off
@@ -146,7 +146,7 @@ class TrainConfig:
         if self.tokenizer not in ("bpe", "char"):
             raise ValueError(f"--tokenizer must be bpe or char, got {self.tokenizer!r}")
         for name in ("grad_accum", "max_steps", "eval_interval", "log_interval"):
-            if getattr(self, name) < 1:
+            if (getattr(self, name) or 1) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
         if not 0.0 < self.val_fraction < 1.0:
             raise ValueError(f"--val-fraction must be in (0, 1), got {self.val_fraction}")
@@ -159,6 +159,12 @@ class TrainConfig:
         """A setting, falling back to the preset where the run leaves it None."""
         value = getattr(self, name, None)
         return PRESETS[self.preset].get(name) if value is None else value
+
+    def resolved(self) -> TrainConfig:
+        """This config with every setting the run leaves to the preset filled in from it."""
+        preset = PRESETS[self.preset]
+        names = [f.name for f in fields(self) if getattr(self, f.name) is None and f.name in preset]
+        return replace(self, **{name: preset[name] for name in names})
 
 
 # -----------------------------------------------------------------------------
@@ -297,6 +303,8 @@ def prepare_data(cfg: TrainConfig, tokenizer: Tokenizer | None, label_names, log
             )
     posts = [p for p in train.posts if p.label is not None] if sentiment else train.posts
     if cfg.val:
+        if sentiment:  # validation labels must be the training labels
+            labels = dict(label_names=label_names)
         val = read_posts(list(cfg.val), split="val", **labels, **read_kw)
         log(val.summary())
         train_posts, val_posts = without_val(posts, val.posts, log)
@@ -413,7 +421,7 @@ def _train(cfg: TrainConfig, rank: int, world: int, is_main: bool, log) -> Path:
         resume_ckpt = load_checkpoint(last_path)
         saved = TrainConfig(**_tuples(resume_ckpt["train_config"]))
         # the run continues as it was configured; only the budget may be extended
-        cfg = replace(saved, resume=True, out=cfg.out, max_steps=cfg.max_steps, max_minutes=cfg.max_minutes,
+        cfg = replace(saved, resume=True, out=cfg.out, max_steps=cfg.max_steps or saved.max_steps, max_minutes=cfg.max_minutes,
                       device=cfg.device, dtype=cfg.dtype, compile=cfg.compile,
                       num_threads=cfg.num_threads)  # fmt: skip
     elif cfg.init_from:
@@ -424,8 +432,7 @@ def _train(cfg: TrainConfig, rank: int, world: int, is_main: bool, log) -> Path:
     if source:  # the trunk's shape comes from the checkpoint, not the preset
         mc = source["model_config"]
         cfg = replace(cfg, **{k: mc[k] for k in MODEL_FIELDS if k != "dropout"})
-        if init_ckpt and cfg.block_size is None:
-            cfg = replace(cfg, block_size=mc["block_size"])
+    cfg = cfg.resolved()  # every setting concrete, and saved so in the checkpoints
 
     prep = prepare_data(cfg, tokenizer, label_names, log)
     sentiment = cfg.task == "sentiment"
