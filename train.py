@@ -60,6 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: hold out --val-fraction of --data)",
     )
     g.add_argument(
+        "--data-splits",
+        default="train",
+        help="comma-separated splits of TweetEval folders in --data to train on, e.g. train,val "
+        "(files outside such folders are read whole) (default: %(default)s)",
+    )
+    g.add_argument(
         "--val-fraction",
         type=float,
         default=d.val_fraction,
@@ -234,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = vars(args)
     settings["data"] = tuple(settings["data"] or ["data"])
     settings["val"] = tuple(settings["val"])
+    settings["data_splits"] = tuple(s.strip() for s in settings["data_splits"].split(",") if s.strip())
     try:
         config = TrainConfig(**settings)
         train(config, log=print)

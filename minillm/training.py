@@ -67,20 +67,20 @@ from minillm.tokenizer import Tokenizer
 # training tokens/s on 2 Zen 4 cores in float32 (see BENCHMARKS.md).
 
 PRESETS: dict[str, dict] = {
-    # ~0.1M parameters; for tests and smoke runs, seconds.
+    # 0.13M parameters; for tests and smoke runs, seconds.
     "tiny": dict(n_layer=2, n_head=2, n_embd=64, block_size=64, vocab_size=512,
                  batch_size=16, lr=3e-3, dropout=0.0, max_steps=200),
-    # ~1.6M parameters; `python train.py` on the bundled corpus in about two minutes.
+    # 1.05M parameters; `python train.py` on the bundled corpus in about two minutes.
     "small": dict(n_layer=4, n_head=4, n_embd=128, block_size=128, vocab_size=2048,
                   batch_size=32, lr=2e-3, dropout=0.1, max_steps=300),
-    # ~6M parameters; the reference size of BENCHMARKS.md with minillm's architecture.
+    # 5.25M parameters; the reference size of BENCHMARKS.md, built the minillm way.
     "medium": dict(n_layer=4, n_head=4, n_embd=256, block_size=128, vocab_size=8192,
                    batch_size=32, lr=2e-3, dropout=0.0, max_steps=2000),
     # The same size built the GPT-2 way: the baseline every benchmark compares against.
     "gpt2-baseline": dict(n_layer=4, n_head=4, n_embd=256, block_size=128, vocab_size=8192,
                           batch_size=32, lr=1e-3, dropout=0.0, max_steps=2000, pos="learned",
                           norm="layernorm", mlp="gelu"),
-    # GPT-2 small (124M with a 50k vocabulary): for GPUs.
+    # GPT-2 small: 12 x 12 x 768, block 1024; 110M parameters with this vocabulary. For GPUs.
     "gpt2-small": dict(n_layer=12, n_head=12, n_embd=768, block_size=1024, vocab_size=32768,
                        batch_size=64, lr=6e-4, dropout=0.0, max_steps=5000),
 }  # fmt: skip
@@ -96,6 +96,7 @@ class TrainConfig:
     data: tuple[str, ...] = ("data",)  # files or folders of posts, any supported format
     val: tuple[str, ...] = ()  # explicit validation data; empty = hold out val_fraction
     val_fraction: float = 0.1  # share of the posts held out when no --val is given
+    data_splits: tuple[str, ...] = ("train",)  # splits of TweetEval folders --data reads
     out: str = "out"  # directory for checkpoints, metrics.jsonl and plots
     preset: str = "small"  # a key of PRESETS
     init_from: str | None = None  # LM checkpoint whose trunk and tokenizer start a run
@@ -293,7 +294,7 @@ def prepare_data(cfg: TrainConfig, tokenizer: Tokenizer | None, label_names, log
     sentiment = cfg.task == "sentiment"
     read_kw = dict(normalize=cfg.normalize, text_field=cfg.text_field, label_field=cfg.label_field)
     labels = dict(label_names=label_names) if sentiment else dict(labels=False)
-    train = read_posts(list(cfg.data), split="train", **labels, **read_kw)
+    train = read_posts(list(cfg.data), split=list(cfg.data_splits), **labels, **read_kw)
     log(train.summary())
     if sentiment:
         label_names = label_names or train.label_names
@@ -520,6 +521,7 @@ def _train(cfg: TrainConfig, rank: int, world: int, is_main: bool, log) -> Path:
     tokens_seen, t_log = 0, time.time()
     stop_reason = "max steps"
     interrupted = False
+    saved_step = step if resume_ckpt else None  # the step last.pt holds, from this run
     stop_signal = StopSignal(log)
     model.train()
     try:
@@ -627,6 +629,7 @@ def _train(cfg: TrainConfig, rank: int, world: int, is_main: bool, log) -> Path:
                     if improved:
                         save_checkpoint(payload(metrics), best_path)
                     save_checkpoint(payload(metrics), last_path)
+                    saved_step = step
                     if sentiment and cfg.patience and evals_since_best >= cfg.patience:
                         stop = True
                 if dist.any_rank(stop, device):
@@ -637,8 +640,7 @@ def _train(cfg: TrainConfig, rank: int, world: int, is_main: bool, log) -> Path:
 
     # -- the end: evaluate and save whatever the last eval did not cover
     if is_main:
-        last_saved = load_step(last_path)
-        if last_saved != step:
+        if saved_step != step:
             metrics = evaluate()
             rows.append({"step": step, "kind": "val", **_scalars(metrics)})
             _append_row(metrics_path, rows[-1])
@@ -656,13 +658,6 @@ def _train(cfg: TrainConfig, rank: int, world: int, is_main: bool, log) -> Path:
     if interrupted:
         raise KeyboardInterrupt(f"interrupted at step {step}; state saved to {last_path}")
     return best_path
-
-
-def load_step(path: Path) -> int | None:
-    try:
-        return load_checkpoint(path)["step"] if path.exists() else None
-    except CheckpointError:
-        return None
 
 
 def _final_report(cfg, rows, best_path, sentiment, prep, model_config, device, dtype, log) -> None:

@@ -82,3 +82,24 @@ def test_float16_off_cuda_is_refused(device, requested):
         pick_dtype(requested, torch.device(device))
     with pytest.raises(ValueError, match="bfloat16"):
         pick_dtype("bfloat16", torch.device("cuda"), bf16_supported=False)
+
+
+def test_compile_failure_falls_back_to_eager_with_one_warning(monkeypatch):
+    from minillm import MiniLM, ModelConfig
+    from minillm.device import maybe_compile
+
+    model = MiniLM(ModelConfig(vocab_size=50, block_size=8, n_layer=1, n_head=2, n_embd=16))
+
+    def broken_compile(module):
+        def run(*args):
+            raise RuntimeError("no C++ compiler found\nlong traceback ...")
+
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    example = torch.zeros(1, 4, dtype=torch.long)
+    with pytest.warns(UserWarning, match="--compile failed, running eagerly: no C\\+\\+ compiler"):
+        out = maybe_compile(model, True, example)
+    assert out is model
+    assert all(p.grad is None for p in model.parameters())
+    assert maybe_compile(model, False, example) is model
