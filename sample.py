@@ -16,6 +16,7 @@ import sys
 
 import torch
 
+from minillm import explain
 from minillm.checkpoint import load_for_inference
 from minillm.device import pick_device
 from minillm.inference import (
@@ -123,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--plot", metavar="PNG", help="with --evaluate: also save the confusion-matrix plot here"
     )
+    explain.add_cli_arguments(p)
     return p  # fmt: skip
 
 
@@ -130,6 +132,8 @@ def run(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
     model, tokenizer, ckpt = load_for_inference(args.ckpt, device)
     labels = ckpt.get("label_names")
+    if args.attention is not None or args.explain is not None:
+        return explain.run_cli(args, model, tokenizer, ckpt)
 
     if args.evaluate:
         metrics = evaluate_files(model, tokenizer, ckpt, args.evaluate, args.split)

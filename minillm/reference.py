@@ -50,21 +50,31 @@ def relu2(x: np.ndarray) -> np.ndarray:
     return np.maximum(x, 0.0) ** 2
 
 
-def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: np.ndarray | None = None):
+def attention(
+    q: np.ndarray,
+    k: np.ndarray,
+    v: np.ndarray,
+    mask: np.ndarray | None = None,
+    record: list | None = None,
+):
     """softmax(q kᵀ / √d_k + mask) v for q (B, nh, Tq, hs), k and v (B, nh, Tk, hs).
 
     `mask` is boolean, broadcastable to (B, nh, Tq, Tk), True where a query may attend.
-    A query allowed to see no key at all gets zeros.
+    A query allowed to see no key at all gets zeros. `record`, if given, receives the
+    attention weights (B, nh, Tq, Tk) (minillm.explain draws them).
     """
     d_k = q.shape[-1]
     scores = q @ np.swapaxes(k, -1, -2) / np.sqrt(d_k)  # (B, nh, Tq, Tk)
     if mask is None:
-        return softmax(scores) @ v
-    mask = np.broadcast_to(mask, scores.shape)
-    scores = np.where(mask, scores, -np.inf)
-    any_key = mask.any(axis=-1, keepdims=True)
-    scores = np.where(any_key, scores, 0.0)  # keep exp() finite on rows that see nothing
-    weights = np.where(mask, softmax(scores), 0.0)
+        weights = softmax(scores)
+    else:
+        mask = np.broadcast_to(mask, scores.shape)
+        scores = np.where(mask, scores, -np.inf)
+        any_key = mask.any(axis=-1, keepdims=True)
+        scores = np.where(any_key, scores, 0.0)  # keep exp() finite on rows that see nothing
+        weights = np.where(mask, softmax(scores), 0.0)
+    if record is not None:
+        record.append(weights)
     return weights @ v  # (B, nh, Tq, hs)
 
 
@@ -84,7 +94,9 @@ def norm(x: np.ndarray, p: Params, prefix: str, config) -> np.ndarray:
     return rms_norm(x, p[prefix + ".weight"])
 
 
-def multi_head_attention(x: np.ndarray, p: Params, prefix: str, mask: np.ndarray, config):
+def multi_head_attention(
+    x: np.ndarray, p: Params, prefix: str, mask: np.ndarray, config, record: list | None = None
+):
     """x (B, T, C) -> (B, T, C): project to q, k, v; split heads; attend; merge; project."""
     B, T, C = x.shape
     nh = config.n_head
@@ -98,22 +110,30 @@ def multi_head_attention(x: np.ndarray, p: Params, prefix: str, mask: np.ndarray
     q, k, v = heads(q), heads(k), heads(v)
     if config.pos == "rope":
         q, k = rope(q, config.rope_base), rope(k, config.rope_base)
-    y = attention(q, k, v, mask)  # (B, nh, T, hs)
+    y = attention(q, k, v, mask, record)  # (B, nh, T, hs)
     y = y.transpose(0, 2, 1, 3).reshape(B, T, C)  # (B, T, C)
     return y @ p[prefix + ".proj.weight"].T
 
 
-def block(x: np.ndarray, p: Params, i: int, mask: np.ndarray, config) -> np.ndarray:
-    """One pre-norm block: x + attn(norm1(x)); then x + mlp(norm2(x))."""
+def block(
+    x: np.ndarray, p: Params, i: int, mask: np.ndarray, config, record: list | None = None
+) -> np.ndarray:
+    """One pre-norm block: x + attn(norm1(x)); then x + mlp(norm2(x)). `record`: see attention."""
     pre = f"blocks.{i}"
-    x = x + multi_head_attention(norm(x, p, pre + ".norm1", config), p, pre + ".attn", mask, config)
+    attn_in = norm(x, p, pre + ".norm1", config)
+    x = x + multi_head_attention(attn_in, p, pre + ".attn", mask, config, record)
     h = norm(x, p, pre + ".norm2", config) @ p[pre + ".mlp.up.weight"].T  # (B, T, 4C)
     h = relu2(h) if config.mlp == "relu2" else gelu(h)
     return x + h @ p[pre + ".mlp.down.weight"].T
 
 
-def hidden_states(idx: np.ndarray, p: Params, config, attention_mask=None) -> np.ndarray:
-    """Token ids (B, T) -> final-normed states (B, T, C). attention_mask (B, T): 1 = real."""
+def hidden_states(
+    idx: np.ndarray, p: Params, config, attention_mask=None, record: list | None = None
+) -> np.ndarray:
+    """Token ids (B, T) -> final-normed states (B, T, C). attention_mask (B, T): 1 = real.
+
+    `record`, if given, receives each layer's attention weights (B, nh, T, T), in order.
+    """
     B, T = idx.shape
     x = p["tok_emb.weight"][idx]  # (B, T, C)
     if config.pos == "learned":
@@ -123,7 +143,7 @@ def hidden_states(idx: np.ndarray, p: Params, config, attention_mask=None) -> np
         real_key = attention_mask.astype(bool)[:, None, None, :]  # (B, 1, 1, T)
         mask = (mask & real_key) | np.eye(T, dtype=bool)  # a pad may attend to itself
     for i in range(config.n_layer):
-        x = block(x, p, i, mask, config)
+        x = block(x, p, i, mask, config, record)
     return norm(x, p, "norm", config)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import os
+import random
 from dataclasses import asdict
 
 import pytest
@@ -81,7 +82,11 @@ def test_corrupt_checkpoint_gives_one_line_error(tmp_path, damage):
     ck.save_checkpoint(payload(), path)
     data = path.read_bytes()
     path.write_bytes(
-        {"garbage": os.urandom(2000), "truncated": data[: len(data) // 2], "empty": b""}[damage]
+        {
+            "garbage": random.Random(0).randbytes(2000),
+            "truncated": data[: len(data) // 2],
+            "empty": b"",
+        }[damage]
     )
     with pytest.raises(ck.CheckpointError) as err:
         ck.load_checkpoint(path)
