@@ -702,16 +702,25 @@ def encode_labeled(
     return seqs, labels
 
 
-def collate(seqs: Sequence[Sequence[int]], labels: Sequence[int], pad_id: int) -> ClassBatch:
-    """Right-pad `seqs` with `pad_id` to the longest one; mask marks the real tokens."""
-    if len(seqs) == 0 or len(seqs) != len(labels):
-        raise ValueError(f"need as many labels as sequences, and some: {len(seqs)}, {len(labels)}")
+def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad `seqs` with `pad_id` to the longest one: ids (B, T) and mask (B, T), True
+    on each post's real tokens."""
+    if len(seqs) == 0:
+        raise ValueError("cannot pad an empty batch")
     T = max(len(seq) for seq in seqs)
     ids = torch.full((len(seqs), T), pad_id, dtype=torch.long)  # (B, T)
     mask = torch.zeros((len(seqs), T), dtype=torch.bool)  # (B, T)
     for row, seq in enumerate(seqs):
         ids[row, : len(seq)] = torch.as_tensor(seq, dtype=torch.long)
         mask[row, : len(seq)] = True
+    return ids, mask
+
+
+def collate(seqs: Sequence[Sequence[int]], labels: Sequence[int], pad_id: int) -> ClassBatch:
+    """A padded batch of posts with their class ids (see `pad_batch`)."""
+    if len(seqs) == 0 or len(seqs) != len(labels):
+        raise ValueError(f"need as many labels as sequences, and some: {len(seqs)}, {len(labels)}")
+    ids, mask = pad_batch(seqs, pad_id)
     return ClassBatch(ids, mask, torch.as_tensor(labels, dtype=torch.long))
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from minillm.data import collate, encode_labeled, read_posts
+from minillm.data import encode_labeled, pad_batch, read_posts
 from minillm.device import autocast
 from minillm.metrics import classification_metrics
 from minillm.normalize import normalize_post
@@ -84,9 +84,9 @@ def predict_proba(model, encoded: Sequence[Sequence[int]], pad_id: int, device=N
     probs = torch.zeros(len(encoded), model.config.n_classes)
     for start in range(0, len(order), batch_size):
         rows = order[start : start + batch_size]
-        batch = collate([encoded[r] for r in rows], [0] * len(rows), pad_id)
+        idx, mask = pad_batch([encoded[r] for r in rows], pad_id)
         with autocast(device, dtype):
-            scores = model.classify(batch.ids.to(device), batch.mask.to(device))
+            scores = model.classify(idx.to(device), mask.to(device))
         probs[rows] = scores.float().softmax(dim=-1).cpu()
     model.train(was_training)
     return probs

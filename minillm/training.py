@@ -227,6 +227,25 @@ def epoch_indices(n_items: int, batch: int, seed: int, step: int) -> torch.Tenso
     return torch.tensor(out)
 
 
+def rank_batch(prep: Prepared, cfg: TrainConfig, step: int, rank: int, world: int):
+    """This process's share of step `step`'s global batch: (model inputs, targets).
+
+    LM: inputs (x,), targets y, both (b, T). Sentiment: inputs (ids, mask), both (b, T),
+    right-padded, and targets the class ids (b,).
+    """
+    per_rank = cfg.batch_size // world
+    share = slice(rank * per_rank, (rank + 1) * per_rank)
+    if cfg.task == "sentiment":
+        idx = epoch_indices(len(prep.train_encoded), cfg.batch_size, cfg.seed, step)[share]
+        batch = collate([prep.train_encoded[i] for i in idx],
+                        [prep.train_labels[i] for i in idx], prep.tokenizer.pad_id)  # fmt: skip
+        return (batch.ids, batch.mask), batch.labels
+    x, y = lm_batch(
+        prep.train_stream, cfg.batch_size, cfg.block_size, step_generator(cfg.seed, step)
+    )
+    return (x[share],), y[share]
+
+
 # -----------------------------------------------------------------------------
 # Evaluation
 
@@ -470,6 +489,7 @@ def _train(cfg: TrainConfig, rank: int, world: int, is_main: bool, log) -> Path:
             f"--grad-accum {cfg.grad_accum} micro-batches"
         )
     per_rank = batch_size // world
+    k = cfg.grad_accum  # micro-batches per step
     if not sentiment and len(prep.train_stream) <= block + 1:
         raise ValueError(
             f"the training text has {len(prep.train_stream)} tokens, fewer than block_size + 2"
@@ -516,6 +536,24 @@ def _train(cfg: TrainConfig, rank: int, world: int, is_main: bool, log) -> Path:
         }
 
     key, higher_is_better = ("macro_recall", True) if sentiment else ("loss", False)
+
+    def evaluate_and_save() -> None:
+        """Evaluate at `step`, log it, keep best.pt if it improved, and save last.pt."""
+        nonlocal best, best_step, evals_since_best, saved_step
+        metrics = evaluate()
+        rows.append({"step": step, "kind": "val", **_scalars(metrics)})
+        _append_row(metrics_path, rows[-1])
+        value = metrics[key]
+        improved = best is None or (value > best if higher_is_better else value < best)
+        log(_eval_line(step, metrics, sentiment) + ("  (best)" if improved else ""))
+        if improved:
+            best, best_step, evals_since_best = value, step, 0
+            save_checkpoint(payload(metrics), best_path)
+        else:
+            evals_since_best += 1
+        save_checkpoint(payload(metrics), last_path)
+        saved_step = step
+
     t_start = time.time()
     elapsed = elapsed_before
     tokens_seen, t_log = 0, time.time()
@@ -540,42 +578,21 @@ def _train(cfg: TrainConfig, rank: int, world: int, is_main: bool, log) -> Path:
                 group["lr"] = lr
 
             # -- one optimizer step over the global batch, this rank's share of it
-            if sentiment:
-                idx = epoch_indices(len(prep.train_encoded), batch_size, cfg.seed, step)
-                idx = idx[rank * per_rank : (rank + 1) * per_rank]
-                y_all = torch.tensor([prep.train_labels[i] for i in idx])
-                denom = float(len(y_all) if weights is None else weights[y_all.to(device)].sum())
-            else:
-                g = step_generator(cfg.seed, step)
-                x_all, y_all = lm_batch(prep.train_stream, batch_size, block, g)
-                x_all = x_all[rank * per_rank : (rank + 1) * per_rank]
-                y_all = y_all[rank * per_rank : (rank + 1) * per_rank]
-                denom = float(y_all.numel())
+            inputs, targets = rank_batch(prep, cfg, step, rank, world)
+            w = weights[targets.to(device)] if weights is not None else None
+            denom = float(targets.numel() if w is None else w.sum())
             loss_sum = 0.0
-            micro = per_rank // cfg.grad_accum
-            for m in range(cfg.grad_accum):
-                part = slice(m * micro, (m + 1) * micro)
-                with (
-                    dist.maybe_no_sync(ddp_model, last=m == cfg.grad_accum - 1),
-                    autocast(device, dtype),
-                ):
-                    if sentiment:
-                        b = collate(
-                            [prep.train_encoded[i] for i in idx[part]],
-                            y_all[part],
-                            prep.tokenizer.pad_id,
-                        )
-                        scores = ddp_model(b.ids.to(device), b.mask.to(device))
-                        loss = F.cross_entropy(
-                            scores.float(), b.labels.to(device), weight=weights, reduction="sum"
-                        )
-                    else:
-                        logits = ddp_model(x_all[part].to(device))
-                        loss = F.cross_entropy(
-                            logits.float().flatten(0, 1),
-                            y_all[part].to(device).flatten(),
-                            reduction="sum",
-                        )
+            micro_inputs_all = zip(*(t.chunk(k) for t in inputs), strict=True)
+            micro_batches = zip(micro_inputs_all, targets.chunk(k), strict=True)
+            for m, (micro_inputs, micro_targets) in enumerate(micro_batches):
+                with dist.maybe_no_sync(ddp_model, last=m == k - 1), autocast(device, dtype):
+                    out = ddp_model(*(t.to(device) for t in micro_inputs))  # (b, T, V) or (b, K)
+                    loss = F.cross_entropy(
+                        out.float().flatten(0, -2),
+                        micro_targets.to(device).flatten(),
+                        weight=weights,
+                        reduction="sum",
+                    )
                     # each micro-batch adds its share of the batch mean: the sum of the
                     # shares is exactly the full batch's mean loss, and so is its gradient
                     loss = loss / denom
@@ -598,8 +615,7 @@ def _train(cfg: TrainConfig, rank: int, world: int, is_main: bool, log) -> Path:
                 optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            tokens_seen += int(y_all.numel()) * world if not sentiment else sum(
-                len(prep.train_encoded[i]) for i in idx) * world  # fmt: skip
+            tokens_seen += world * int(inputs[1].sum() if sentiment else targets.numel())
             elapsed = elapsed_before + time.time() - t_start
 
             if step % cfg.log_interval == 0 and is_main:
@@ -616,22 +632,8 @@ def _train(cfg: TrainConfig, rank: int, world: int, is_main: bool, log) -> Path:
             if step % cfg.eval_interval == 0 or step == cfg.max_steps:
                 stop = False
                 if is_main:
-                    metrics = evaluate()
-                    rows.append({"step": step, "kind": "val", **_scalars(metrics)})
-                    _append_row(metrics_path, rows[-1])
-                    value = metrics[key]
-                    improved = best is None or (value > best if higher_is_better else value < best)
-                    if improved:
-                        best, best_step, evals_since_best = value, step, 0
-                    else:
-                        evals_since_best += 1
-                    log(_eval_line(step, metrics, sentiment) + ("  (best)" if improved else ""))
-                    if improved:
-                        save_checkpoint(payload(metrics), best_path)
-                    save_checkpoint(payload(metrics), last_path)
-                    saved_step = step
-                    if sentiment and cfg.patience and evals_since_best >= cfg.patience:
-                        stop = True
+                    evaluate_and_save()
+                    stop = sentiment and cfg.patience > 0 and evals_since_best >= cfg.patience
                 if dist.any_rank(stop, device):
                     stop_reason = f"no improvement in {cfg.patience} evaluations"
                     break
@@ -641,17 +643,7 @@ def _train(cfg: TrainConfig, rank: int, world: int, is_main: bool, log) -> Path:
     # -- the end: evaluate and save whatever the last eval did not cover
     if is_main:
         if saved_step != step:
-            metrics = evaluate()
-            rows.append({"step": step, "kind": "val", **_scalars(metrics)})
-            _append_row(metrics_path, rows[-1])
-            value = metrics[key]
-            if not interrupted and (
-                best is None or (value > best if higher_is_better else value < best)
-            ):
-                best, best_step = value, step
-                save_checkpoint(payload(metrics), best_path)
-            save_checkpoint(payload(metrics), last_path)
-            log(_eval_line(step, metrics, sentiment))
+            evaluate_and_save()
         _final_report(cfg, rows, best_path, sentiment, prep, model_config, device, dtype, log)
         log(f"stopped after {step} steps ({stop_reason}) in {_clock(elapsed)}; best {key} "
             f"{best:.4f} at step {best_step} -> {best_path}")  # fmt: skip
