@@ -1,0 +1,253 @@
+"""Sampling speed: tokens/s of `MiniLM.generate` with the KV cache and without it.
+
+    python bench/sampling.py             # the BENCHMARKS.md run, about a minute
+    python bench/sampling.py --memory    # plus: peak memory of each path, alone
+    python bench/sampling.py --smoke     # seconds; what the tests run
+
+One model (the `medium` preset with block_size 256, seeded random weights, float32 as
+sample.py runs on the CPU), batch 1. Each case is PROMPT+NEW tokens; both paths run every
+case, interleaved (cached, uncached, cached, ...), and must produce identical tokens.
+
+With a 16-token prompt and 256 new tokens the text outgrows the 256-token window for the
+last 16 steps: every position shifts, so the cached path rebuilds its cache from the whole
+window on each of those steps (see MiniLM.stream) and pays what the uncached path pays.
+The 1+255 case fills the window exactly and never slides.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (
+    command_line,
+    foreign_note,
+    interleave,
+    machine_line,
+    markdown_table,
+    peak_rss_mib,
+    summarise,
+)
+
+from minillm.model import MiniLM, ModelConfig
+from minillm.training import PRESETS
+
+SIZE_FIELDS = ("n_layer", "n_head", "n_embd", "vocab_size")
+
+
+def parse_case(text: str) -> tuple[int, int]:
+    prompt, new = (int(n) for n in text.split("+"))
+    if prompt < 1 or new < 1:
+        raise ValueError(f"case {text!r}: need at least 1 prompt token and 1 new token")
+    return prompt, new
+
+
+def build_model(args) -> MiniLM:
+    sizes = {name: PRESETS[args.preset][name] for name in SIZE_FIELDS}
+    config = ModelConfig(**sizes, block_size=args.block_size, n_classes=0)
+    torch.manual_seed(args.seed)
+    return MiniLM(config).eval()
+
+
+def prompt_ids(model: MiniLM, length: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(model.config.vocab_size, (1, length), generator=g)  # (1, T)
+
+
+def generate(model, prompt, new: int, use_cache: bool, args) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(args.seed)  # the same draws on both paths
+    return model.generate(
+        prompt,
+        new,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        generator=generator,
+        use_cache=use_cache,
+    )
+
+
+def measure_speed(model, cases, args) -> tuple[list[list[str]], list[str]]:
+    work, outputs = {}, {}
+    for prompt_len, new in cases:
+        prompt = prompt_ids(model, prompt_len, args.seed)
+        for use_cache in (True, False):
+            key = (prompt_len, new, use_cache)
+
+            def chunk(prompt=prompt, new=new, use_cache=use_cache, key=key) -> int:
+                outputs[key] = generate(model, prompt, new, use_cache, args)
+                return new
+
+            chunk()  # warm-up, and the tokens to compare
+            work[key] = chunk
+    timings = interleave(work, args.rounds)
+    stats = summarise(timings, args.max_foreign)
+    rows, notes = [], [foreign_note(timings, args.max_foreign)]
+    for prompt_len, new in cases:
+        cached, uncached = stats[(prompt_len, new, True)], stats[(prompt_len, new, False)]
+        same = torch.equal(outputs[(prompt_len, new, True)], outputs[(prompt_len, new, False)])
+        slides = max(0, prompt_len + new - args.block_size)
+        rows.append([
+            f"{prompt_len} + {new}",
+            str(slides),
+            f"{cached['median']:,.0f}",
+            cached["range"],
+            f"{uncached['median']:,.0f}",
+            uncached["range"],
+            f"{cached['quiet']}+{uncached['quiet']}/{cached['rounds'] + uncached['rounds']}",
+            f"{cached['median'] / uncached['median']:.1f}x",
+            f"{cached['all_median'] / uncached['all_median']:.1f}x",
+            "yes" if same else "**no**",
+        ])  # fmt: skip
+        if not same:
+            notes.append(f"WARNING: case {prompt_len}+{new}: the paths produced different tokens")
+    return rows, notes
+
+
+def measure_memory(specs: list[str], args) -> list[list[str]]:
+    """Peak resident memory of each path alone, each in a fresh Python process."""
+    rows = []
+    for spec in specs:
+        cmd = [sys.executable, __file__, "--child", spec, "--cases", args.cases,
+               "--preset", args.preset, "--block-size", str(args.block_size),
+               "--temperature", str(args.temperature), "--seed", str(args.seed)]  # fmt: skip
+        if args.top_k:
+            cmd += ["--top-k", str(args.top_k)]
+        if args.threads:
+            cmd += ["--threads", str(args.threads)]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+        result = json.loads(out.strip().splitlines()[-1])
+        label = {"none": "`python` + torch + minillm + model, no generation",
+                 "cache": "generate, KV cache", "nocache": "generate, `use_cache=False`"}[spec]  # fmt: skip
+        rows.append([label, f"{result['peak_rss_mib']:,.0f}"])
+    return rows
+
+
+def child(spec: str, cases, args) -> None:
+    """--child: build the model, run the first case once on one path, print peak memory."""
+    model = build_model(args)
+    if spec != "none":
+        prompt_len, new = cases[0]
+        generate(model, prompt_ids(model, prompt_len, args.seed), new, spec == "cache", args)
+    print(json.dumps({"path": spec, "peak_rss_mib": peak_rss_mib()}))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument(
+        "--preset",
+        default="medium",
+        choices=list(PRESETS),
+        help="model size from minillm.training.PRESETS (default: %(default)s)",
+    )
+    p.add_argument(
+        "--block-size",
+        type=int,
+        default=256,
+        help="context window in tokens (default: %(default)s)",
+    )
+    p.add_argument(
+        "--cases",
+        default="16+256,1+255",
+        help="comma-separated PROMPT+NEW token counts (default: %(default)s)",
+    )
+    p.add_argument(
+        "--rounds", type=int, default=5, help="interleaved rounds (default: %(default)s)"
+    )
+    p.add_argument(
+        "--temperature",
+        type=float,
+        default=0.0,
+        help="0 = greedy; above 0 samples with a generator seeded alike on both paths "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
+        "--top-k", type=int, default=None, help="top-k cut when sampling (default: none)"
+    )
+    p.add_argument(
+        "--threads", type=int, default=None, help="torch.set_num_threads; default: torch's choice"
+    )
+    p.add_argument(
+        "--max-foreign",
+        type=float,
+        default=0.1,
+        help="leave out of the medians the rounds in which other processes used more than this "
+        "share of all cores (default: %(default)s)",
+    )
+    p.add_argument(
+        "--memory",
+        action="store_true",
+        help="also measure the peak RSS of each path on the first case, each in a subprocess",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=1337,
+        help="weights, prompt and sampling seed (default: %(default)s)",
+    )
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        help="seconds-long run for the tests: tiny preset, block 32, cases 4+32 and 1+31, 2 rounds",
+    )
+    p.add_argument("--child", default=None, help=argparse.SUPPRESS)  # memory subprocess
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    if args.smoke and not args.threads:
+        args.threads = 1  # tiny ops on a busy machine: a second thread only waits for a core
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.smoke:
+        args.preset, args.block_size, args.cases, args.rounds = "tiny", 32, "4+32,1+31", 2
+        args.memory = True
+    cases = [parse_case(c) for c in args.cases.split(",")]
+    if args.child:
+        child(args.child, cases, args)
+        return
+    model = build_model(args)
+
+    print(f"## Sampling speed\n\nMachine: {machine_line()}  \nCommand: `{command_line()}`\n")
+    print(
+        f"Model: `{args.preset}` sizes, block_size {args.block_size}, "
+        f"{model.num_params() / 1e6:.2f}M parameters, float32, batch 1, "
+        f"{'greedy' if args.temperature == 0 else f'temperature {args.temperature:g}'}.\n"
+    )
+    rows, notes = measure_speed(model, cases, args)
+    print(
+        markdown_table(
+            [
+                "prompt + new tokens",
+                "steps after the window slides",
+                "KV cache tok/s",
+                "range",
+                "no cache tok/s",
+                "range",
+                "quiet rounds",
+                "speed-up",
+                "speed-up, all rounds",
+                "same tokens",
+            ],
+            rows,
+        )
+    )
+    print(f"\n{args.rounds} rounds per path, interleaved; medians over quiet rounds.")
+    for note in notes:
+        print(f"\n{note}")
+    if args.memory:
+        specs = ["cache"] if args.smoke else ["none", "cache", "nocache"]
+        print(
+            f"\nPeak RSS (VmHWM), case {args.cases.split(',')[0]}, each alone in a fresh process:\n"
+        )
+        print(markdown_table(["run", "peak RSS MiB"], measure_memory(specs, args)))
+
+
+if __name__ == "__main__":
+    main()
