@@ -1,8 +1,9 @@
 """Sampling speed: tokens/s of `MiniLM.generate` with the KV cache and without it.
 
-    python bench/sampling.py             # the BENCHMARKS.md run, about a minute
-    python bench/sampling.py --memory    # plus: peak memory of each path, alone
-    python bench/sampling.py --smoke     # seconds; what the tests run
+    python bench/sampling.py --rounds 7              # the BENCHMARKS.md run, ~1.5 minutes
+    python bench/sampling.py --rounds 7 --threads 1  # the same on one core
+    python bench/sampling.py --rounds 0 --memory     # only: peak memory of each path, alone
+    python bench/sampling.py --smoke                 # seconds; what the tests run
 
 One model (the `medium` preset with block_size 256, seeded random weights, float32 as
 sample.py runs on the CPU), batch 1. Each case is PROMPT+NEW tokens; both paths run every
@@ -157,7 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated PROMPT+NEW token counts (default: %(default)s)",
     )
     p.add_argument(
-        "--rounds", type=int, default=5, help="interleaved rounds (default: %(default)s)"
+        "--rounds",
+        type=int,
+        default=5,
+        help="interleaved rounds; 0 = skip the speed table (default: %(default)s)",
     )
     p.add_argument(
         "--temperature",
@@ -220,27 +224,28 @@ def main(argv: list[str] | None = None) -> None:
         f"{model.num_params() / 1e6:.2f}M parameters, float32, batch 1, "
         f"{'greedy' if args.temperature == 0 else f'temperature {args.temperature:g}'}.\n"
     )
-    rows, notes = measure_speed(model, cases, args)
-    print(
-        markdown_table(
-            [
-                "prompt + new tokens",
-                "steps after the window slides",
-                "KV cache tok/s",
-                "range",
-                "no cache tok/s",
-                "range",
-                "quiet rounds",
-                "speed-up",
-                "speed-up, all rounds",
-                "same tokens",
-            ],
-            rows,
+    if args.rounds:
+        rows, notes = measure_speed(model, cases, args)
+        print(
+            markdown_table(
+                [
+                    "prompt + new tokens",
+                    "steps after the window slides",
+                    "KV cache tok/s",
+                    "range",
+                    "no cache tok/s",
+                    "range",
+                    "quiet rounds",
+                    "speed-up",
+                    "speed-up, all rounds",
+                    "same tokens",
+                ],
+                rows,
+            )
         )
-    )
-    print(f"\n{args.rounds} rounds per path, interleaved; medians over quiet rounds.")
-    for note in notes:
-        print(f"\n{note}")
+        print(f"\n{args.rounds} rounds per path, interleaved; medians over quiet rounds.")
+        for note in notes:
+            print(f"\n{note}")
     if args.memory:
         specs = ["cache"] if args.smoke else ["none", "cache", "nocache"]
         print(

@@ -1,31 +1,39 @@
 """Training throughput: tokens/s of forward + backward + optimizer step, side by side.
 
-    python bench/throughput.py                       # the BENCHMARKS.md run, a few minutes
-    python bench/throughput.py --check-steps 100     # plus: is the bf16 loss curve unharmed?
-    python bench/throughput.py --memory              # plus: peak memory of each variant
-    python bench/throughput.py --smoke               # seconds; what the tests run
+    python bench/throughput.py --rounds 10        # the BENCHMARKS.md run, about 3 minutes
+    python bench/throughput.py --rounds 0 --check-steps 150   # only: are the losses unharmed?
+    python bench/throughput.py --rounds 0 --memory            # only: peak memory per variant
+    python bench/throughput.py --smoke            # seconds; what the tests run
 
-A variant is PRESET:DTYPE[:OPTION...], e.g. `medium:bfloat16:compile:bf16-ce`. PRESET is a key of
-minillm.training.PRESETS, DTYPE float32 or bfloat16 (autocast, from minillm.device), and the
-options are `compile` (minillm.device.maybe_compile, as `train.py --compile`) and `fused`
-(AdamW's fused kernel, which minillm uses only on CUDA). Each step is a copy of one step of
-minillm.training's loop, with its model, optimizer, batches, loss, clipping and schedule.
+A variant is PRESET:DTYPE[:OPTION...], e.g. `medium:bfloat16:compile:bf16-ce`. PRESET is a
+key of minillm.training.PRESETS; DTYPE is float32 or bfloat16 (autocast, minillm.device).
+Each step is a copy of one step of minillm.training's loop, with its model, optimizer,
+batches, loss, clipping and schedule. The options change one thing each:
+
+    compile      minillm.device.maybe_compile, as `train.py --compile`
+    bf16-ce      cross-entropy on the bfloat16 logits instead of a float32 copy
+    manual-attn  minillm's hand-written attention instead of F.scaled_dot_product_attention
+    math-sdpa    SDPA forced to its unfused math kernel
+    fused        AdamW's fused kernel (minillm uses it only on CUDA)
 
 The variants run interleaved (A, B, C, A, B, C, ...), so a busy machine slows them alike;
-the table reports medians over rounds and ratios of medians. Rounds in which other processes
-took more than --max-foreign of the machine are left out of the medians (and counted). Memory is measured in a fresh
-subprocess per variant so that one variant's peak cannot hide another's.
+the table reports medians over rounds and ratios of medians. Rounds in which other
+processes took more than --max-foreign of the machine are left out of the medians (and
+counted). Memory is measured in a fresh subprocess per variant, so that one variant's
+peak cannot hide another's.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -228,21 +236,27 @@ def measure_speed(variants: list[Variant], stream, args) -> tuple[list[list[str]
     return rows, foreign_note(timings, args.max_foreign)
 
 
-def check_losses(variants: list[Variant], stream, args) -> list[list[str]]:
+def check_losses(variants: list[Variant], stream, args) -> tuple[list[list[str]], list[str]]:
     """Train each non-plain variant and its float32 eager twin from the same init on the same
-    batches; compare the per-step training losses."""
-    rows, reference = [], {}
+    batches; compare the per-step training losses. Returns table rows and notes."""
+    rows, notes, reference = [], [], {}
+    tail = max(2, args.check_steps // 10)
     for v in variants:
         if v == v.plain:
             continue
         if v.plain not in reference:
             plain = Run(v.plain, stream, args)
-            reference[v.plain] = [plain.train_step() for _ in range(args.check_steps)]
+            a = [plain.train_step() for _ in range(args.check_steps)]
+            reference[v.plain] = a
+            jitter = statistics.median(abs(y - x) for x, y in pairwise(a[-tail:]))
+            notes.append(
+                f"For scale: `{v.plain.name}`'s own loss moves by {jitter:.4f} from one step "
+                f"to the next (median over its last {tail} steps), batch to batch."
+            )
         fast = Run(v, stream, args)
         a = reference[v.plain]
         b = [fast.train_step() for _ in range(args.check_steps)]
         diff = [abs(x - y) for x, y in zip(a, b, strict=True)]
-        tail = max(1, args.check_steps // 10)
         rows.append([
             f"`{v.name}` vs `{v.plain.name}`",
             f"{a[0]:.4f} -> {a[-1]:.4f}",
@@ -252,8 +266,11 @@ def check_losses(variants: list[Variant], stream, args) -> list[list[str]]:
             f"{diff[-1]:.4f}",
             f"{sum(b[-tail:]) / tail - sum(a[-tail:]) / tail:+.4f}",
         ])  # fmt: skip
+        if args.curves:
+            with open(args.curves, "a", encoding="utf-8") as f:
+                f.write(json.dumps({"variant": v.name, "reference": a, "losses": b}) + "\n")
         print(f"  checked: {v.name}", file=sys.stderr)
-    return rows
+    return rows, notes
 
 
 def measure_memory(specs: list[str], args) -> list[list[str]]:
@@ -296,8 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--variants",
         default=None,
-        help="comma-separated PRESET:DTYPE[:compile][:fused]; the first is the reference of "
-        f"the ratio column (default: {DEFAULT_VARIANTS})",
+        help="comma-separated PRESET:DTYPE[:OPTION...], OPTION one of "
+        f"{', '.join(OPTIONS)} (see the top of this file); the first variant is the reference "
+        f"of the ratio column (default: {DEFAULT_VARIANTS})",
     )
     p.add_argument(
         "--rounds",
@@ -345,6 +363,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=50,
         help="learning-rate warm-up of the loss check, as TrainConfig (default: %(default)s)",
+    )
+    p.add_argument(
+        "--curves",
+        default=None,
+        help="append the loss check's per-step losses to this JSON-lines file (default: none)",
     )
     p.add_argument(
         "--memory",
@@ -401,7 +424,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     if args.check_steps:
         print(f"\nLoss curves, {args.check_steps} steps from the same init on the same batches:\n")
-        rows = check_losses(variants, stream, args)
+        rows, notes = check_losses(variants, stream, args)
         print(
             markdown_table(
                 [
@@ -411,11 +434,13 @@ def main(argv: list[str] | None = None) -> None:
                     "mean abs diff",
                     "max abs diff",
                     "last abs diff",
-                    f"mean diff, last {max(1, args.check_steps // 10)} steps",
+                    f"mean diff, last {max(2, args.check_steps // 10)} steps",
                 ],
                 rows,
             )
         )
+        for note in notes:
+            print(f"\n{note}")
     if args.memory:
         print(f"\nPeak RSS (VmHWM), each alone in a fresh process, {args.memory_steps} steps:\n")
         specs = ["none", *(v.name for v in variants)]
