@@ -119,19 +119,23 @@ def _read_text(path: Path) -> str:
         raise _error(path, "no such file") from None
     except OSError as err:
         raise _error(path, f"cannot read: {err.strerror}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = raw.count(b"\n", 0, err.start) + 1
-        bad = raw[err.start]
-        raise _error(path, f"byte 0x{bad:02x} is not valid UTF-8 ({err.reason})", line) from None
-    text = text.removeprefix("\ufeff")  # a byte-order mark some editors write
+    text = decode_utf8(raw, path).removeprefix("\ufeff")  # a byte-order mark some editors write
     if not text.strip():
         raise _error(path, "empty file")
     return text
 
 
-def _split_lines(text: str) -> list[str]:
+def decode_utf8(raw: bytes, path: Path | str) -> str:
+    """`raw` as UTF-8 text; a DataError naming the file and line of the first bad byte."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        bad = raw[err.start]
+        raise _error(path, f"byte 0x{bad:02x} is not valid UTF-8 ({err.reason})", line) from None
+
+
+def split_lines(text: str) -> list[str]:
     """Split on "\\n" only, so line N stays line N.
 
     `str.splitlines` would also split on characters such as U+2028 inside a post and
@@ -145,6 +149,16 @@ def _split_lines(text: str) -> list[str]:
 
 def _clean(text: str, normalize: bool) -> str:
     return normalize_post(text) if normalize else text
+
+
+def _add_post(posts: list[Post], skipped: Counter, raw_text: str, label: str | None,
+              normalize: bool, source: str) -> None:  # fmt: skip
+    """Append the cleaned post, or count it as skipped when no text is left."""
+    text = _clean(raw_text, normalize)
+    if not text.strip():  # an empty post: skip it, but the caller keeps counting lines
+        skipped["empty text"] += 1
+        return
+    posts.append(Post(text, label, source))
 
 
 def _check_label(label: str, allowed: Sequence[str] | None, path: Path, line: int) -> None:
@@ -169,7 +183,7 @@ class _FileRead:
 def _read_mapping(path: Path) -> dict[int, str]:
     """mapping.txt: `id<TAB>name` per line (extra columns, as in emoji's, are ignored)."""
     names: dict[int, str] = {}
-    for n, line in enumerate(_split_lines(_read_text(path)), start=1):
+    for n, line in enumerate(split_lines(_read_text(path)), start=1):
         if not line.strip():
             continue
         fields = line.split("\t")
@@ -193,8 +207,8 @@ def _read_tweeteval(
     label_names: Sequence[str] | None,
 ) -> _FileRead:
     names = _read_mapping(mapping_path)
-    texts = _split_lines(_read_text(text_path))
-    labels = _split_lines(_read_text(labels_path))
+    texts = split_lines(_read_text(text_path))
+    labels = split_lines(_read_text(labels_path))
     if len(texts) != len(labels):
         raise _error(
             text_path,
@@ -213,11 +227,7 @@ def _read_tweeteval(
                 n,
             ) from None
         _check_label(label, label_names, labels_path, n)
-        text = _clean(raw_text, normalize)
-        if not text.strip():  # an empty tweet: skip it, but keep counting lines
-            skipped["empty text"] += 1
-            continue
-        posts.append(Post(text, label, f"{text_path}:{n}"))
+        _add_post(posts, skipped, raw_text, label, normalize, f"{text_path}:{n}")
     report = FileReport(str(text_path), "tweeteval", len(posts), dict(skipped))
     return _FileRead(posts, report, [names[i] for i in sorted(names)], declared=True)
 
@@ -275,7 +285,7 @@ def decode_semeval_text(field: str) -> str:
 def _read_semeval(path: Path, normalize: bool, label_names: Sequence[str] | None) -> _FileRead:
     posts, skipped = [], Counter()
     allowed = SEMEVAL_LABELS if label_names is None else label_names
-    for n, line in enumerate(_split_lines(_read_text(path)), start=1):
+    for n, line in enumerate(split_lines(_read_text(path)), start=1):
         if not line.strip():
             skipped["blank line"] += 1
             continue
@@ -284,11 +294,7 @@ def _read_semeval(path: Path, normalize: bool, label_names: Sequence[str] | None
             raise _error(path, f"expected id<TAB>label<TAB>text, found {len(fields)} fields", n)
         label = fields[1].strip()
         _check_label(label, allowed, path, n)
-        text = _clean(decode_semeval_text(fields[2]), normalize)
-        if not text.strip():
-            skipped["empty text"] += 1
-            continue
-        posts.append(Post(text, label, f"{path}:{n}"))
+        _add_post(posts, skipped, decode_semeval_text(fields[2]), label, normalize, f"{path}:{n}")
     report = FileReport(str(path), "semeval", len(posts), dict(skipped))
     return _FileRead(posts, report, list(SEMEVAL_LABELS), declared=True)
 
@@ -349,11 +355,7 @@ def _read_csv(
         label = None if label_col is None else _label_value(row[label_col], path, n)
         if label is not None:
             _check_label(label, label_names, path, n)
-        text = _clean(row[text_col], normalize)
-        if not text.strip():
-            skipped["empty text"] += 1
-            continue
-        posts.append(Post(text, label, f"{path}:{n}"))
+        _add_post(posts, skipped, row[text_col], label, normalize, f"{path}:{n}")
     return _labeled_read(posts, path, "csv", skipped)
 
 
@@ -365,7 +367,7 @@ def _read_jsonl(
     label_names: Sequence[str] | None,
 ) -> _FileRead:
     posts, skipped = [], Counter()
-    for n, line in enumerate(_split_lines(_read_text(path)), start=1):
+    for n, line in enumerate(split_lines(_read_text(path)), start=1):
         if not line.strip():
             skipped["blank line"] += 1
             continue
@@ -382,17 +384,13 @@ def _read_jsonl(
         label = None if label_field is None else _label_value(record.get(label_field), path, n)
         if label is not None:
             _check_label(label, label_names, path, n)
-        text = _clean(record[text_field], normalize)
-        if not text.strip():
-            skipped["empty text"] += 1
-            continue
-        posts.append(Post(text, label, f"{path}:{n}"))
+        _add_post(posts, skipped, record[text_field], label, normalize, f"{path}:{n}")
     return _labeled_read(posts, path, "jsonl", skipped)
 
 
 def _read_plain(path: Path, normalize: bool) -> _FileRead:
     posts, skipped = [], Counter()
-    for n, line in enumerate(_split_lines(_read_text(path)), start=1):
+    for n, line in enumerate(split_lines(_read_text(path)), start=1):
         text = _clean(line, normalize)
         if not text.strip():
             skipped["blank line"] += 1
@@ -697,9 +695,15 @@ def encode_labeled(
             what = "has no label" if post.label is None else f"label {post.label!r} is not"
             raise DataError(f"{post.source}: {what} in label_names {list(label_names)}")
         labels.append(class_id[post.label])
-    ids = tokenizer.encode_batch([post.text for post in posts])
-    seqs = [[*post_ids[: block_size - 1], tokenizer.eos_id] for post_ids in ids]
-    return seqs, labels
+    return encode_for_classification([post.text for post in posts], tokenizer, block_size), labels
+
+
+def encode_for_classification(
+    texts: Sequence[str], tokenizer: Tokenizer, block_size: int
+) -> list[list[int]]:
+    """Each text's tokens, cut to `block_size - 1`, then `eos_id` (see `encode_labeled`)."""
+    ids = tokenizer.encode_batch(list(texts))
+    return [[*post_ids[: block_size - 1], tokenizer.eos_id] for post_ids in ids]
 
 
 def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:

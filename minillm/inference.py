@@ -14,7 +14,14 @@ from pathlib import Path
 
 import torch
 
-from minillm.data import encode_labeled, pad_batch, read_posts
+from minillm.data import (
+    decode_utf8,
+    encode_for_classification,
+    encode_labeled,
+    pad_batch,
+    read_posts,
+    split_lines,
+)
 from minillm.device import autocast
 from minillm.metrics import classification_metrics
 from minillm.normalize import normalize_post
@@ -94,8 +101,7 @@ def predict_proba(model, encoded: Sequence[Sequence[int]], pad_id: int, device=N
 
 def encode_posts(texts: Sequence[str], tokenizer, ckpt: dict, block_size: int) -> list[list[int]]:
     """Normalise and encode posts as training did: cut to block_size - 1 tokens, then eos."""
-    cleaned = [prepare_text(t, ckpt) for t in texts]
-    return [ids[: block_size - 1] + [tokenizer.eos_id] for ids in tokenizer.encode_batch(cleaned)]
+    return encode_for_classification([prepare_text(t, ckpt) for t in texts], tokenizer, block_size)
 
 
 def classify_texts(model, tokenizer, ckpt: dict, texts: Sequence[str]) -> torch.Tensor:
@@ -130,20 +136,12 @@ def evaluate_files(
 def read_lines(path: str) -> list[str]:
     """One post per line from a file ('-' = stdin), in order; blank lines stay (as posts).
 
-    Only newlines split posts (not the Unicode line separators str.splitlines also
-    splits on); a byte that is not UTF-8 is reported with its file and line.
+    Only newlines split posts (`split_lines`); a byte that is not UTF-8 is reported with
+    its file and line. An empty input gives no posts.
     """
     if path == "-":
-        data = sys.stdin.buffer.read()
+        raw = sys.stdin.buffer.read()
     else:
         with open(path, "rb") as f:
-            data = f.read()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = data[: err.start].count(b"\n") + 1
-        raise ValueError(f"{path}: line {line}: not valid UTF-8 ({err.reason})") from None
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()  # the newline that ends the last line
-    return [line.removesuffix("\r") for line in lines]
+            raw = f.read()
+    return split_lines(decode_utf8(raw, path)) if raw else []
