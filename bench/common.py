@@ -71,6 +71,29 @@ class Timings:
         ]
 
 
+def add_machine_arguments(p) -> None:
+    """--threads and --max-foreign, shared by the speed benchmarks."""
+    p.add_argument(
+        "--threads", type=int, default=None, help="torch.set_num_threads; default: torch's choice"
+    )
+    p.add_argument(
+        "--max-foreign",
+        type=float,
+        default=0.1,
+        help="leave out of the medians the rounds in which other processes used more than this "
+        "share of all cores (default: %(default)s)",
+    )
+
+
+def apply_threads(args) -> None:
+    """Set torch's thread count from --threads; smoke runs use one (tiny ops on a busy
+    machine: a second thread only waits for a core)."""
+    if args.smoke and not args.threads:
+        args.threads = 1
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+
 def interleave(work: dict[str, Callable[[], int]], rounds: int) -> dict[str, Timings]:
     """Time each callable once per round, in turn; returns {name: Timings}.
 

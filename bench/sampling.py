@@ -27,6 +27,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
+    add_machine_arguments,
+    apply_threads,
     command_line,
     foreign_note,
     interleave,
@@ -173,16 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--top-k", type=int, default=None, help="top-k cut when sampling (default: none)"
     )
-    p.add_argument(
-        "--threads", type=int, default=None, help="torch.set_num_threads; default: torch's choice"
-    )
-    p.add_argument(
-        "--max-foreign",
-        type=float,
-        default=0.1,
-        help="leave out of the medians the rounds in which other processes used more than this "
-        "share of all cores (default: %(default)s)",
-    )
+    add_machine_arguments(p)
     p.add_argument(
         "--memory",
         action="store_true",
@@ -205,10 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    if args.smoke and not args.threads:
-        args.threads = 1  # tiny ops on a busy machine: a second thread only waits for a core
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_threads(args)
     if args.smoke:
         args.preset, args.block_size, args.cases, args.rounds = "tiny", 32, "4+32,1+31", 2
         args.memory = True

@@ -43,6 +43,8 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
+    add_machine_arguments,
+    apply_threads,
     command_line,
     foreign_note,
     interleave,
@@ -341,16 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="sequences per step; default: the preset's (32 for medium and gpt2-baseline)",
     )
-    p.add_argument(
-        "--threads", type=int, default=None, help="torch.set_num_threads; default: torch's choice"
-    )
-    p.add_argument(
-        "--max-foreign",
-        type=float,
-        default=0.1,
-        help="leave out of the medians the rounds in which other processes used more than this "
-        "share of all cores (default: %(default)s)",
-    )
+    add_machine_arguments(p)
     p.add_argument(
         "--check-steps",
         type=int,
@@ -394,10 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    if args.smoke and not args.threads:
-        args.threads = 1  # tiny ops on a busy machine: a second thread only waits for a core
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_threads(args)
     if args.batch_size == 0:
         args.batch_size = None
     if args.child:
