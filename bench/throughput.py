@@ -5,14 +5,17 @@
     python bench/throughput.py --rounds 0 --memory            # only: peak memory per variant
     python bench/throughput.py --smoke            # seconds; what the tests run
 
-A variant is PRESET:DTYPE[:OPTION...], e.g. `medium:bfloat16:compile:bf16-ce`. PRESET is a
+A variant is PRESET:DTYPE[:OPTION...], e.g. `medium:bfloat16:compile`. PRESET is a
 key of minillm.training.PRESETS; DTYPE is float32 or bfloat16 (autocast, minillm.device).
 Each step is a copy of one step of minillm.training's loop, with its model, optimizer,
 batches, loss, clipping and schedule. The options change one thing each:
 
     compile      minillm.device.maybe_compile, as `train.py --compile`
-    bf16-ce      cross-entropy on the bfloat16 logits instead of a float32 copy
-    manual-attn  minillm's hand-written attention instead of F.scaled_dot_product_attention
+    fp32-ce      cross-entropy on a float32 copy of the logits (autocast's way), instead
+                 of minillm.training.summed_cross_entropy's bfloat16 log-softmax
+    sdpa         F.scaled_dot_product_attention everywhere, instead of the kernel that
+                 minillm.training.choose_attention_kernel picks (explicit for CPU bf16)
+    manual-attn  minillm's explicit attention everywhere
     math-sdpa    SDPA forced to its unfused math kernel
     fused        AdamW's fused kernel (minillm uses it only on CUDA)
 
@@ -62,24 +65,25 @@ from minillm.training import (
     PRESETS,
     TrainConfig,
     build_model_config,
+    choose_attention_kernel,
     lr_at,
     make_optimizer,
     step_generator,
+    summed_cross_entropy,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_VARIANTS = ",".join([
     "gpt2-baseline:float32",  # the reference: GPT-2 recipe, float32, eager
     "medium:float32",
-    "medium:bfloat16",  # train.py --dtype bfloat16 today
-    "medium:bfloat16:bf16-ce",
-    "medium:bfloat16:manual-attn:bf16-ce",
-    "medium:bfloat16:compile",  # train.py --dtype bfloat16 --compile today
-    "medium:bfloat16:compile:manual-attn:bf16-ce",
+    "medium:bfloat16",  # train.py --dtype bfloat16
+    "medium:bfloat16:sdpa",  # ... with the fused attention kernel
+    "medium:bfloat16:fp32-ce:sdpa",  # ... and autocast's float32 loss: the loop before
+    "medium:bfloat16:compile",  # train.py --dtype bfloat16 --compile
 ])  # fmt: skip
 SMOKE_VARIANTS = "tiny:float32,tiny:bfloat16"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-OPTIONS = ("compile", "fused", "math-sdpa", "manual-attn", "bf16-ce")
+OPTIONS = ("compile", "fused", "math-sdpa", "manual-attn", "sdpa", "fp32-ce")
 
 
 @dataclass(frozen=True)
@@ -149,11 +153,13 @@ class Run:
             self.optimizer = torch.optim.AdamW(
                 groups, lr=self.cfg.get("lr"), betas=(self.cfg.beta1, self.cfg.beta2), fused=True
             )
-        if "manual-attn" in variant.options:  # minillm's hand-written attention
-            for block in self.model.blocks:
-                block.attn.fast = False
+        choose_attention_kernel(self.model, self.device, self.dtype)  # as the loop does
+        for name, fast in (("manual-attn", False), ("sdpa", True)):
+            if name in variant.options:
+                for block in self.model.blocks:
+                    block.attn.fast = fast
         self.math_sdpa = "math-sdpa" in variant.options  # SDPA's unfused reference kernel
-        self.loss_in_float32 = "bf16-ce" not in variant.options
+        self.loss_in_float32 = "fp32-ce" in variant.options
         self.net = self.model
         self.step = 0
         self.setup_s = 0.0
@@ -178,11 +184,8 @@ class Run:
             logits = self.net(x)
             if self.loss_in_float32:
                 loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), reduction="sum")
-            else:  # autocast would upcast the logits; run log-softmax in bfloat16 and only
-                # sum the per-token losses in float32 (a bfloat16 sum of 4,096 is too coarse)
-                with torch.autocast("cpu", enabled=False):
-                    per_token = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none")
-                loss = per_token.float().sum()
+            else:
+                loss = summed_cross_entropy(logits.flatten(0, 1), y.flatten())
             loss = loss / y.numel()
             loss.backward()
         value = loss.item()

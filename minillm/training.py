@@ -207,6 +207,40 @@ def make_optimizer(model: MiniLM, cfg: TrainConfig, device: torch.device) -> tor
 
 
 # -----------------------------------------------------------------------------
+# The loss and the attention kernel for the training precision
+
+
+def summed_cross_entropy(logits, targets, weight=None) -> torch.Tensor:
+    """Sum over rows of -weight[y] * log softmax(logits)[y]; logits (N, V), targets (N,).
+
+    bfloat16 logits stay bfloat16. Autocast would copy them to float32 first, and on the
+    CPU that copy, a float32 log-softmax and its backward over B*T x V values cost about
+    15% of a bf16 training step (BENCHMARKS.md). Only the per-row losses are summed in
+    float32: a bfloat16 sum of thousands of terms would be too coarse. Every other dtype
+    runs in float32.
+    """
+    if logits.dtype != torch.bfloat16:
+        return F.cross_entropy(logits.float(), targets, weight=weight, reduction="sum")
+    if weight is not None:
+        weight = weight.to(torch.bfloat16)
+    with torch.autocast(logits.device.type, enabled=False):
+        per_row = F.cross_entropy(logits, targets, weight=weight, reduction="none")  # (N,)
+    return per_row.float().sum()
+
+
+def choose_attention_kernel(model: MiniLM, device: torch.device, dtype: torch.dtype) -> None:
+    """Train with the explicit attention where it is the faster kernel: bf16 on the CPU.
+
+    There the fused kernel's bf16 backward is slow at short blocks (1.08x faster without
+    it at block 128, BENCHMARKS.md). The explicit one holds a (B, nh, T, T) score matrix,
+    so long blocks keep the fused kernel.
+    """
+    explicit = device.type == "cpu" and dtype == torch.bfloat16 and model.config.block_size <= 256
+    for block in model.blocks:
+        block.attn.fast = not explicit
+
+
+# -----------------------------------------------------------------------------
 # Batches: a pure function of (seed, step)
 
 
@@ -468,6 +502,7 @@ def _train(cfg: TrainConfig, rank: int, world: int, is_main: bool, log) -> Path:
     if resume_ckpt:
         model = model_from_checkpoint(resume_ckpt, last_path)
     model.to(device)
+    choose_attention_kernel(model, device, dtype)
     log(f"model: {model.num_params() / 1e6:.2f}M parameters, {model_config}")
 
     optimizer = make_optimizer(model, cfg, device)
@@ -587,11 +622,8 @@ def _train(cfg: TrainConfig, rank: int, world: int, is_main: bool, log) -> Path:
             for m, (micro_inputs, micro_targets) in enumerate(micro_batches):
                 with dist.maybe_no_sync(ddp_model, last=m == k - 1), autocast(device, dtype):
                     out = ddp_model(*(t.to(device) for t in micro_inputs))  # (b, T, V) or (b, K)
-                    loss = F.cross_entropy(
-                        out.float().flatten(0, -2),
-                        micro_targets.to(device).flatten(),
-                        weight=weights,
-                        reduction="sum",
+                    loss = summed_cross_entropy(
+                        out.flatten(0, -2), micro_targets.to(device).flatten(), weights
                     )
                     # each micro-batch adds its share of the batch mean: the sum of the
                     # shares is exactly the full batch's mean loss, and so is its gradient

@@ -182,6 +182,43 @@ def test_learning_rate_schedule():
     assert lr_at(2.0, 500, cfg) == pytest.approx(1e-4)  # never below the floor
 
 
+@pytest.mark.parametrize("weighted", [False, True])
+def test_bf16_loss_matches_the_float32_loss(weighted):
+    # the bf16 path skips autocast's float32 copy of the logits; its value and gradient
+    # must stay within bf16 rounding (~0.4% per element) of the float32 computation
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(4096, 512, generator=g) * 3  # (N, V), spread like a trained model's
+    targets = torch.randint(512, (4096,), generator=g)
+    weight = torch.rand(512, generator=g) + 0.5 if weighted else None
+    exact = logits.clone().requires_grad_()
+    reference = training.summed_cross_entropy(exact, targets, weight)
+    reference.backward()
+    low = logits.bfloat16().requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # as in the training loop
+        value = training.summed_cross_entropy(low, targets, weight)
+    value.backward()
+    assert value.dtype == torch.float32
+    assert value.item() == pytest.approx(reference.item(), rel=2e-3)
+    scale = exact.grad.abs().max()
+    assert (low.grad.float() - exact.grad).abs().max() <= 0.02 * scale
+    # and the float32 path is exactly F.cross_entropy with reduction="sum"
+    plain = torch.nn.functional.cross_entropy(logits, targets, weight=weight, reduction="sum")
+    assert training.summed_cross_entropy(logits, targets, weight).item() == plain.item()
+
+
+def test_explicit_attention_only_for_bf16_on_the_cpu_at_short_blocks():
+    def kernels(dtype, device="cpu", block=128):
+        cfg = TrainConfig(preset="tiny", block_size=block)
+        model = training.MiniLM(training.build_model_config(cfg, 100, 0))
+        training.choose_attention_kernel(model, torch.device(device), dtype)
+        return {b.attn.fast for b in model.blocks}
+
+    assert kernels(torch.bfloat16) == {False}
+    assert kernels(torch.float32) == {True}
+    assert kernels(torch.bfloat16, block=1024) == {True}
+    assert kernels(torch.bfloat16, device="cuda") == {True}
+
+
 def test_no_weight_decay_on_norms_biases_and_embeddings():
     model = training.MiniLM(
         training.build_model_config(
