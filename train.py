@@ -240,7 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     settings = vars(args)
     settings["data"] = tuple(settings["data"] or ["data"])
     settings["val"] = tuple(settings["val"])
-    settings["data_splits"] = tuple(s.strip() for s in settings["data_splits"].split(",") if s.strip())
+    settings["data_splits"] = tuple(
+        s.strip() for s in settings["data_splits"].split(",") if s.strip()
+    )
     try:
         config = TrainConfig(**settings)
         train(config, log=print)

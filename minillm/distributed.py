@@ -32,6 +32,16 @@ def setup() -> tuple[int, int]:
     return tdist.get_rank(), tdist.get_world_size()
 
 
+def finish() -> None:
+    """Wait until every rank is done (rank 0 writes the last files) before tearing down.
+
+    A rank that destroys its gloo process group while a peer still works can abort the
+    process at exit; call this only on success, since a failed rank never arrives.
+    """
+    if tdist.is_initialized():
+        tdist.barrier()
+
+
 def teardown() -> None:
     if tdist.is_initialized():
         tdist.destroy_process_group()

@@ -452,7 +452,9 @@ def train(cfg: TrainConfig, log=print) -> Path:
     is_main = rank == 0
     log = log if is_main else (lambda *a, **k: None)
     try:
-        return _train(cfg, rank, world, is_main, log)
+        best = _train(cfg, rank, world, is_main, log)
+        dist.finish()
+        return best
     finally:
         dist.teardown()
 
