@@ -231,11 +231,19 @@ def summed_cross_entropy(logits, targets, weight=None) -> torch.Tensor:
 def choose_attention_kernel(model: MiniLM, device: torch.device, dtype: torch.dtype) -> None:
     """Train with the explicit attention where it is the faster kernel: bf16 on the CPU.
 
-    There the fused kernel's bf16 backward is slow at short blocks (1.08x faster without
-    it at block 128, BENCHMARKS.md). The explicit one holds a (B, nh, T, T) score matrix,
-    so long blocks keep the fused kernel.
+    There the fused kernel's bf16 backward is slow at short blocks (1.08-1.17x faster
+    without it at block 128, BENCHMARKS.md). The explicit one holds a (B, nh, T, T) score
+    matrix, so long blocks keep the fused kernel; and it has no dropout on the attention
+    weights, so a model trained with dropout keeps the fused kernel too, whose dropout
+    it would otherwise silently lose.
     """
-    explicit = device.type == "cpu" and dtype == torch.bfloat16 and model.config.block_size <= 256
+    cfg = model.config
+    explicit = (
+        device.type == "cpu"
+        and dtype == torch.bfloat16
+        and cfg.block_size <= 256
+        and cfg.dropout == 0.0
+    )
     for block in model.blocks:
         block.attn.fast = not explicit
 

@@ -206,9 +206,9 @@ def test_bf16_loss_matches_the_float32_loss(weighted):
     assert training.summed_cross_entropy(logits, targets, weight).item() == plain.item()
 
 
-def test_explicit_attention_only_for_bf16_on_the_cpu_at_short_blocks():
-    def kernels(dtype, device="cpu", block=128):
-        cfg = TrainConfig(preset="tiny", block_size=block)
+def test_explicit_attention_only_for_bf16_on_the_cpu_at_short_blocks_without_dropout():
+    def kernels(dtype, device="cpu", block=128, dropout=0.0):
+        cfg = TrainConfig(preset="tiny", block_size=block, dropout=dropout)
         model = training.MiniLM(training.build_model_config(cfg, 100, 0))
         training.choose_attention_kernel(model, torch.device(device), dtype)
         return {b.attn.fast for b in model.blocks}
@@ -217,6 +217,7 @@ def test_explicit_attention_only_for_bf16_on_the_cpu_at_short_blocks():
     assert kernels(torch.float32) == {True}
     assert kernels(torch.bfloat16, block=1024) == {True}
     assert kernels(torch.bfloat16, device="cuda") == {True}
+    assert kernels(torch.bfloat16, dropout=0.1) == {True}  # the fused kernel's dropout stays
 
 
 def test_no_weight_decay_on_norms_biases_and_embeddings():
