@@ -32,33 +32,38 @@ DEV="$SHARED/semeval2017-4a/twitter-2016devtest-A.tsv"
 mkdir -p "$OUT"
 start=$(date +%s)
 
+# train.py into $OUT/NAME, its output in $OUT/NAME.log (the log's tail shown if it fails),
+# with the settings every stage shares; the stage-specific flags follow NAME.
+train_stage() {
+    local name=$1
+    shift
+    "$PY" train.py "$@" --dtype bfloat16 --max-steps 1000000 --log-interval 50 --seed 1337 \
+        --out "$OUT/$name" > "$OUT/$name.log" 2>&1 \
+        || { tail -20 "$OUT/$name.log" >&2; exit 1; }
+}
+
 echo "== 1-2. tokenizer + language-model pretraining ($PRETRAIN_MIN min)"
-"$PY" train.py --task lm --data "$SHARED" --data-splits train,val --val "$DEV" \
-    --preset medium --vocab-size "$VOCAB" --batch-size 16 --dtype bfloat16 \
-    --max-minutes "$PRETRAIN_MIN" --max-steps 1000000 --eval-interval 1000000 --log-interval 50 --seed 1337 --out "$OUT/lm" > "$OUT/lm.log" 2>&1 \
-    || { tail -20 "$OUT/lm.log" >&2; exit 1; }
+train_stage lm --task lm --data "$SHARED" --data-splits train,val --val "$DEV" \
+    --preset medium --vocab-size "$VOCAB" --batch-size 16 \
+    --max-minutes "$PRETRAIN_MIN" --eval-interval 1000000
 tail -2 "$OUT/lm.log"
 
 START_FROM="$OUT/lm/best.pt"
 if [ "$EMOJI_MIN" != 0 ]; then
     echo "== 3. emoji-prediction fine-tuning ($EMOJI_MIN min)"
-    "$PY" train.py --task sentiment --init-from "$OUT/lm/best.pt" \
+    train_stage emoji --task sentiment --init-from "$OUT/lm/best.pt" \
         --data "$SHARED/tweeteval/emoji" --val "$SHARED/tweeteval/emoji" \
-        --dtype bfloat16 --batch-size 64 --lr 1e-3 --warmup-steps 50 --dropout 0.1 \
-        --max-minutes "$EMOJI_MIN" --max-steps 1000000 --eval-interval 200 --log-interval 50 \
-        --seed 1337 --out "$OUT/emoji" > "$OUT/emoji.log" 2>&1 \
-        || { tail -20 "$OUT/emoji.log" >&2; exit 1; }
+        --batch-size 64 --lr 1e-3 --warmup-steps 50 --dropout 0.1 \
+        --max-minutes "$EMOJI_MIN" --eval-interval 200
     tail -2 "$OUT/emoji.log"
     START_FROM="$OUT/emoji/best.pt"
 fi
 
 echo "== 4. sentiment fine-tuning ($FINETUNE_MIN min)"
-"$PY" train.py --task sentiment --init-from "$START_FROM" \
+train_stage sentiment --task sentiment --init-from "$START_FROM" \
     --data "$SHARED/semeval2017-4a" --val "$DEV" --class-weights \
-    --dtype bfloat16 --batch-size 64 --lr 5e-4 --warmup-steps 100 --dropout 0.1 \
-    --max-minutes "$FINETUNE_MIN" --max-steps 1000000 --eval-interval 150 --log-interval 50 \
-    --seed 1337 --out "$OUT/sentiment" > "$OUT/sentiment.log" 2>&1 \
-    || { tail -20 "$OUT/sentiment.log" >&2; exit 1; }
+    --batch-size 64 --lr 5e-4 --warmup-steps 100 --dropout 0.1 \
+    --max-minutes "$FINETUNE_MIN" --eval-interval 150
 cp "$OUT/sentiment/best.pt" "$OUT/sentiment.pt"
 
 echo "== 5. the selected model on $DEV"
