@@ -27,7 +27,9 @@ def setup() -> tuple[int, int]:
     if world_size() == 1:
         return 0, 1
     if not tdist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        # gloo carries CPU tensors, nccl CUDA ones: both where there is a GPU, so that
+        # --device cpu also works on a GPU machine.
+        backend = "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
         tdist.init_process_group(backend=backend)
     return tdist.get_rank(), tdist.get_world_size()
 
@@ -51,6 +53,12 @@ def device_for_rank(device: torch.device, rank: int) -> torch.device:
     """Each process on a node takes its own GPU (LOCAL_RANK); CPU processes share the CPU."""
     if device.type == "cuda" and world_size() > 1:
         local = int(os.environ.get("LOCAL_RANK", rank))
+        if local >= torch.cuda.device_count():
+            raise RuntimeError(
+                f"process {local} of this machine needs GPU {local}, but only "
+                f"{torch.cuda.device_count()} GPU(s) are visible: start at most that many "
+                f"processes per machine (--nproc_per_node), or train with --device cpu"
+            )
         torch.cuda.set_device(local)
         return torch.device("cuda", local)
     return device

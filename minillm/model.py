@@ -93,19 +93,27 @@ class ModelConfig:
 
 
 def attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    dropout_p: float = 0.0,
 ) -> torch.Tensor:
     """softmax(q kᵀ/√d_k + mask) v, written out. q: (B, nh, Tq, hs); k, v: (B, nh, Tk, hs).
 
     `mask` is boolean, broadcastable to (B, nh, Tq, Tk), True where a query may attend to a
     key. A query that may attend to nothing gets an output of zeros, not NaN.
+    `dropout_p` (training only) zeroes each attention weight with that probability and
+    scales the rest by 1 / (1 - p), as `F.scaled_dot_product_attention` does.
     """
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))  # (B, nh, Tq, Tk)
-    if mask is None:
-        return torch.softmax(scores, dim=-1) @ v  # (B, nh, Tq, hs)
-    scores = scores.masked_fill(~mask, float("-inf"))
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
     weights = torch.softmax(scores, dim=-1)  # a fully masked row is exp(-inf)/0 = NaN ...
-    weights = weights.masked_fill(~mask.any(dim=-1, keepdim=True), 0.0)  # ... so zero it
+    if mask is not None:
+        weights = weights.masked_fill(~mask.any(dim=-1, keepdim=True), 0.0)  # ... so zero it
+    if dropout_p > 0.0:
+        weights = F.dropout(weights, dropout_p)  # (B, nh, Tq, Tk)
     return weights @ v  # (B, nh, Tq, hs)
 
 
@@ -208,6 +216,7 @@ class CausalSelfAttention(nn.Module):
         # 3. attend: each head mixes the values of the positions it may see
         if mask is None and past > 0 and T > 1:  # a chunk after a cached prefix
             mask = causal_mask(T, past, x.device)
+        dropout_p = self.config.dropout if self.training else 0.0
         if self.fast:
             y = F.scaled_dot_product_attention(
                 q,
@@ -215,12 +224,12 @@ class CausalSelfAttention(nn.Module):
                 v,
                 attn_mask=mask,
                 is_causal=mask is None and past == 0 and T > 1,
-                dropout_p=self.config.dropout if self.training else 0.0,
+                dropout_p=dropout_p,
             )
         else:
             if mask is None and past == 0:
                 mask = causal_mask(T, 0, x.device)
-            y = attention(q, k, v, mask)
+            y = attention(q, k, v, mask, dropout_p)
         # 4. merge the heads back side by side
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C)
         # 5. project back into the residual stream

@@ -233,17 +233,9 @@ def choose_attention_kernel(model: MiniLM, device: torch.device, dtype: torch.dt
 
     There the fused kernel's bf16 backward is slow at short blocks (1.08-1.17x faster
     without it at block 128, BENCHMARKS.md). The explicit one holds a (B, nh, T, T) score
-    matrix, so long blocks keep the fused kernel; and it has no dropout on the attention
-    weights, so a model trained with dropout keeps the fused kernel too, whose dropout
-    it would otherwise silently lose.
+    matrix, so long blocks keep the fused kernel. Both apply the same attention dropout.
     """
-    cfg = model.config
-    explicit = (
-        device.type == "cpu"
-        and dtype == torch.bfloat16
-        and cfg.block_size <= 256
-        and cfg.dropout == 0.0
-    )
+    explicit = device.type == "cpu" and dtype == torch.bfloat16 and model.config.block_size <= 256
     for block in model.blocks:
         block.attn.fast = not explicit
 
@@ -255,6 +247,11 @@ def choose_attention_kernel(model: MiniLM, device: torch.device, dtype: torch.dt
 def step_generator(seed: int, step: int) -> torch.Generator:
     """The random stream of one step's batch: a function of (seed, step) alone."""
     return torch.Generator().manual_seed(seed * 1_000_003 + step)
+
+
+def step_seed(seed: int, rank: int, step: int) -> int:
+    """The seed of one step's dropout on one rank; ranks draw different masks."""
+    return (seed * 1_000_003 + step) * 1_009 + rank + 1
 
 
 def epoch_indices(n_items: int, batch: int, seed: int, step: int) -> torch.Tensor:
@@ -523,7 +520,6 @@ def _train(cfg: TrainConfig, rank: int, world: int, is_main: bool, log) -> Path:
         step, elapsed_before = resume_ckpt["step"], resume_ckpt["elapsed_s"]
         best, best_step = resume_ckpt["best_metric"], resume_ckpt["best_step"]
         evals_since_best = resume_ckpt.get("evals_since_best", 0)
-        torch.set_rng_state(resume_ckpt["rng"]["torch"])
         log(f"resumed {last_path} at step {step}")
 
     block = model_config.block_size
@@ -573,7 +569,6 @@ def _train(cfg: TrainConfig, rank: int, world: int, is_main: bool, log) -> Path:
             "step": step,
             "elapsed_s": elapsed,
             "optimizer": optimizer.state_dict(),
-            "rng": {"torch": torch.get_rng_state()},
             "best_metric": best,
             "best_step": best_step,
             "evals_since_best": evals_since_best,
@@ -623,6 +618,9 @@ def _train(cfg: TrainConfig, rank: int, world: int, is_main: bool, log) -> Path:
                 group["lr"] = lr
 
             # -- one optimizer step over the global batch, this rank's share of it
+            # Dropout draws from a stream that is a function of (seed, rank, step) alone,
+            # like the batches, so a resumed run repeats it on any device and any rank.
+            torch.manual_seed(step_seed(cfg.seed, rank, step))
             inputs, targets = rank_batch(prep, cfg, step, rank, world)
             w = weights[targets.to(device)] if weights is not None else None
             denom = float(targets.numel() if w is None else w.sum())

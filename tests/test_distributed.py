@@ -16,7 +16,7 @@ from minillm.device import needs_grad_scaler, pick_dtype
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMON = ["--preset", "tiny", "--max-steps", "8", "--eval-interval", "4", "--log-interval", "1",
-          "--batch-size", "16", "--seed", "5", "--warmup-steps", "2"]  # fmt: skip
+          "--batch-size", "16", "--seed", "5", "--warmup-steps", "2", "--device", "cpu"]  # fmt: skip
 
 
 def launch(nproc: int, out: Path, *extra: str) -> subprocess.CompletedProcess:

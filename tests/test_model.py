@@ -110,6 +110,43 @@ def test_explicit_attention_equals_sdpa_forward_and_backward(with_mask):
         assert torch.allclose(x, y, atol=1e-10), f"{name}: max diff {(x - y).abs().max():.2e}"
 
 
+def test_attention_dropout_drops_weights_after_the_softmax():
+    g = torch.Generator().manual_seed(2)
+    q, k, v = (torch.randn(2, 3, 6, 4, generator=g, dtype=torch.float64) for _ in range(3))
+    mask = torch.ones(6, 6, dtype=torch.bool).tril()
+    weights = torch.softmax((q @ k.transpose(-2, -1) / 2.0).masked_fill(~mask, -torch.inf), -1)
+    torch.manual_seed(7)
+    got = attention(q, k, v, mask, dropout_p=0.25)
+    torch.manual_seed(7)
+    dropped = F.dropout(weights, 0.25)  # zeros a quarter, scales the rest by 4/3
+    want = dropped @ v
+    assert torch.allclose(got, want, atol=1e-12)
+    assert not torch.allclose(got, weights @ v), "dropout must change the output"
+    assert torch.equal(attention(q, k, v, mask, dropout_p=0.0), attention(q, k, v, mask))
+    kept = dropped[weights > 0] > 0
+    assert kept.float().mean().item() == pytest.approx(0.75, abs=0.1)
+
+
+def test_explicit_and_fused_attention_dropout_agree_in_distribution():
+    # Different random masks, the same law: both are unbiased (mean = the output without
+    # dropout) and spread alike, so either kernel trains a model with dropout the same way.
+    g = torch.Generator().manual_seed(3)
+    q, k, v = (torch.randn(1, 2, 5, 4, generator=g) for _ in range(3))
+    causal = torch.ones(5, 5, dtype=torch.bool).tril()
+    clean = attention(q, k, v, causal)
+    torch.manual_seed(0)
+    n = 4000
+    explicit = torch.stack([attention(q, k, v, causal, dropout_p=0.3) for _ in range(n)])
+    fused = torch.stack(
+        [F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=0.3) for _ in range(n)]
+    )
+    for name, draws in (("explicit", explicit), ("fused", fused)):
+        assert (draws.mean(0) - clean).abs().max() < 0.06, f"{name} attention dropout is biased"
+    spread_e, spread_f = explicit.std(0).mean().item(), fused.std(0).mean().item()
+    assert spread_e > 0.1 and spread_f > 0.1
+    assert spread_e == pytest.approx(spread_f, rel=0.1)
+
+
 def test_whole_model_fast_and_explicit_paths_agree_with_gradients():
     model = make_model(torch.float64)
     idx, mask = padded_batch([16, 5, 0], 16, model.config.vocab_size)

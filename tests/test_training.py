@@ -21,7 +21,7 @@ POSTS = str(ROOT / "data" / "posts.csv")
 
 def config(tmp_path, name="run", **kw) -> TrainConfig:
     base = dict(data=(POSTS,), out=str(tmp_path / name), preset="tiny", max_steps=12,
-                eval_interval=4, log_interval=4, warmup_steps=3, seed=3)  # fmt: skip
+                eval_interval=4, log_interval=4, warmup_steps=3, seed=3, device="cpu")  # fmt: skip
     return TrainConfig(**{**base, **kw})
 
 
@@ -56,11 +56,19 @@ def test_gradient_accumulation_equals_the_full_batch(tmp_path, task):
     assert torch.allclose(losses(full.parent), losses(split.parent), atol=1e-4)
 
 
-@pytest.mark.parametrize("task", ["lm", "sentiment"])
-def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, task, monkeypatch):
-    straight = train(config(tmp_path, "straight", task=task, dropout=0.1), log=quiet)
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
-    cfg = config(tmp_path, "resumed", task=task, dropout=0.1)
+
+@pytest.mark.parametrize("task", ["lm", "sentiment"])
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
+def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, task, device, monkeypatch):
+    # float32 on the GPU too; its embedding backward adds in a varying order (atomics), so
+    # there the weights may differ in the last bits, where different dropout draws would
+    # move them by ~1e-3.
+    straight = train(config(tmp_path, "straight", task=task, dropout=0.1, device=device,
+                            dtype="float32"), log=quiet)  # fmt: skip
+
+    cfg = config(tmp_path, "resumed", task=task, dropout=0.1, device=device, dtype="float32")
     real_clip = torch.nn.utils.clip_grad_norm_
     calls = {"n": 0}
 
@@ -77,7 +85,10 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, task, monkey
     assert load_checkpoint(Path(cfg.out) / "last.pt")["step"] == 7  # step 7 finished, saved
     resumed = train(TrainConfig(**{**cfg.__dict__, "resume": True}), log=quiet)
     assert load_checkpoint(resumed.parent / "last.pt")["step"] == 12
-    assert_same_weights(weights(straight.parent / "last.pt"), weights(resumed.parent / "last.pt"))
+    atol = 0.0 if device == "cpu" else 1e-5
+    assert_same_weights(
+        weights(straight.parent / "last.pt"), weights(resumed.parent / "last.pt"), atol
+    )
     rows = [json.loads(x) for x in (Path(cfg.out) / "metrics.jsonl").read_text().splitlines()]
     steps = [r["step"] for r in rows if r["kind"] == "train"]
     assert steps == sorted(steps) and len(steps) == len(set(steps))
@@ -206,7 +217,7 @@ def test_bf16_loss_matches_the_float32_loss(weighted):
     assert training.summed_cross_entropy(logits, targets, weight).item() == plain.item()
 
 
-def test_explicit_attention_only_for_bf16_on_the_cpu_at_short_blocks_without_dropout():
+def test_explicit_attention_only_for_bf16_on_the_cpu_at_short_blocks():
     def kernels(dtype, device="cpu", block=128, dropout=0.0):
         cfg = TrainConfig(preset="tiny", block_size=block, dropout=dropout)
         model = training.MiniLM(training.build_model_config(cfg, 100, 0))
@@ -217,7 +228,7 @@ def test_explicit_attention_only_for_bf16_on_the_cpu_at_short_blocks_without_dro
     assert kernels(torch.float32) == {True}
     assert kernels(torch.bfloat16, block=1024) == {True}
     assert kernels(torch.bfloat16, device="cuda") == {True}
-    assert kernels(torch.bfloat16, dropout=0.1) == {True}  # the fused kernel's dropout stays
+    assert kernels(torch.bfloat16, dropout=0.1) == {False}  # both apply attention dropout
 
 
 def test_no_weight_decay_on_norms_biases_and_embeddings():
