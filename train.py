@@ -185,6 +185,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=d.grad_clip,
         help="clip the gradient norm to this, 0 = off (default: %(default)s)",
     )
+    g.add_argument(
+        "--ema",
+        type=float,
+        default=d.ema,
+        metavar="DECAY",
+        help="evaluate and save an exponential moving average of the weights, updated "
+        "every step with this decay (e.g. 0.995), instead of the weights themselves; "
+        "0 = off (default: %(default)s)",
+    )
     g.add_argument("--max-steps", type=int, help="optimizer steps (default: from the preset)")
     g.add_argument(
         "--max-minutes",

@@ -4,12 +4,14 @@ A checkpoint is one file made by `torch.save` of a dict of tensors and plain val
 
     format, version       "minillm-checkpoint", 1
     model_config          ModelConfig as a dict
-    model                 the model's state_dict
+    model                 the model's state_dict (with --ema: the weights' moving average)
     tokenizer             the tokenizer as its `tokenizers` JSON string
     label_names           class names of the sentiment head, or None
     train_config          the TrainConfig of the run, as a dict
     step, elapsed_s       optimizer steps taken and training seconds spent
-    optimizer, rng        optimizer state and random-number generator states (resume)
+    optimizer             optimizer state (resume; dropout's random draws follow from
+                          the seed and step, so no generator state is needed)
+    train_model, ema_updates   with --ema only: the trained weights and the average's count
     best_metric, best_step, metrics    the best validation value so far and the last eval
 
 Holds: save (temporary file, fsync, rename), safe load (`weights_only=True`, so a pickle

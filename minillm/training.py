@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from minillm import distributed as dist
 from minillm.checkpoint import (
@@ -128,6 +129,7 @@ class TrainConfig:
     beta1: float = 0.9
     beta2: float = 0.95
     grad_clip: float = 1.0  # clip the global gradient norm to this; 0 = off
+    ema: float = 0.0  # evaluate and save an exponential moving average of the weights; 0 = off
     max_steps: int | None = None  # optimizer steps (default: from the preset)
     max_minutes: float | None = None  # wall-clock budget; stops cleanly when spent
     eval_interval: int = 100  # steps between evaluations (and checkpoints)
@@ -153,6 +155,8 @@ class TrainConfig:
             raise ValueError(f"--val-fraction must be in (0, 1), got {self.val_fraction}")
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise ValueError(f"--max-minutes must be > 0, got {self.max_minutes}")
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"--ema must be in [0, 1), got {self.ema}")
         if self.resume and self.init_from:
             raise ValueError("--resume and --init-from exclude each other")
 
@@ -508,8 +512,20 @@ def _train(cfg: TrainConfig, rank: int, world: int, is_main: bool, log) -> Path:
         log(f"initialised the trunk from {cfg.init_from}")
     if resume_ckpt:
         model = model_from_checkpoint(resume_ckpt, last_path)
+        if "train_model" in resume_ckpt:  # an --ema run: "model" holds the average
+            model.load_state_dict(resume_ckpt["train_model"])
     model.to(device)
     choose_attention_kernel(model, device, dtype)
+    # With --ema, `averaged` follows the weights as avg <- ema * avg + (1 - ema) * weights
+    # after every step (PyTorch's AveragedModel); it is what gets evaluated and saved, so
+    # the selected checkpoint is less at the mercy of the last few batches.
+    averaged = None
+    if cfg.ema:
+        averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema))
+        if resume_ckpt:
+            averaged.module.load_state_dict(resume_ckpt["model"])
+            averaged.n_averaged.fill_(resume_ckpt["ema_updates"])
+    kept = model if averaged is None else averaged.module  # the weights evaluated and saved
     log(f"model: {model.num_params() / 1e6:.2f}M parameters, {model_config}")
 
     optimizer = make_optimizer(model, cfg, device)
@@ -555,14 +571,18 @@ def _train(cfg: TrainConfig, rank: int, world: int, is_main: bool, log) -> Path:
 
     def evaluate() -> dict:
         if sentiment:
-            return evaluate_sentiment(model, prep.val_encoded, prep.val_labels, prep.label_names,
+            return evaluate_sentiment(kept, prep.val_encoded, prep.val_labels, prep.label_names,
                                       prep.tokenizer.pad_id, device, dtype)  # fmt: skip
-        return evaluate_lm(model, prep.val_stream, prep.val_bytes, block, device, dtype)
+        return evaluate_lm(kept, prep.val_stream, prep.val_bytes, block, device, dtype)
 
     def payload(metrics: dict | None) -> dict:
+        extra = {}
+        if averaged is not None:  # resuming needs the trained weights besides their average
+            extra = {"train_model": model.state_dict(), "ema_updates": int(averaged.n_averaged)}
         return {
             "model_config": asdict(model_config),
-            "model": model.state_dict(),
+            "model": kept.state_dict(),
+            **extra,
             "tokenizer": prep.tokenizer.to_json(),
             "label_names": prep.label_names,
             "train_config": asdict(cfg),
@@ -654,6 +674,8 @@ def _train(cfg: TrainConfig, rank: int, world: int, is_main: bool, log) -> Path:
             else:
                 optimizer.step()
             optimizer.zero_grad(set_to_none=True)
+            if averaged is not None:
+                averaged.update_parameters(model)
             step += 1
             tokens_seen += world * int(inputs[1].sum() if sentiment else targets.numel())
             elapsed = elapsed_before + time.time() - t_start

@@ -59,16 +59,24 @@ def test_gradient_accumulation_equals_the_full_batch(tmp_path, task):
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
-@pytest.mark.parametrize("task", ["lm", "sentiment"])
-@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
-def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, task, device, monkeypatch):
+@pytest.mark.parametrize(
+    "task,device,ema",
+    [
+        ("lm", "cpu", 0.0),
+        ("sentiment", "cpu", 0.0),
+        ("sentiment", "cpu", 0.8),  # the average and the weights both carry over
+        pytest.param("lm", "cuda", 0.0, marks=CUDA),
+        pytest.param("sentiment", "cuda", 0.0, marks=CUDA),
+    ],
+)
+def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, task, device, ema, monkeypatch):
     # float32 on the GPU too; its embedding backward adds in a varying order (atomics), so
     # there the weights may differ in the last bits, where different dropout draws would
     # move them by ~1e-3.
-    straight = train(config(tmp_path, "straight", task=task, dropout=0.1, device=device,
-                            dtype="float32"), log=quiet)  # fmt: skip
+    kw = dict(task=task, dropout=0.1, device=device, dtype="float32", ema=ema)
+    straight = train(config(tmp_path, "straight", **kw), log=quiet)
 
-    cfg = config(tmp_path, "resumed", task=task, dropout=0.1, device=device, dtype="float32")
+    cfg = config(tmp_path, "resumed", **kw)
     real_clip = torch.nn.utils.clip_grad_norm_
     calls = {"n": 0}
 
@@ -86,12 +94,39 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, task, device
     resumed = train(TrainConfig(**{**cfg.__dict__, "resume": True}), log=quiet)
     assert load_checkpoint(resumed.parent / "last.pt")["step"] == 12
     atol = 0.0 if device == "cpu" else 1e-5
-    assert_same_weights(
-        weights(straight.parent / "last.pt"), weights(resumed.parent / "last.pt"), atol
-    )
+    a, b = load_checkpoint(straight.parent / "last.pt"), load_checkpoint(resumed.parent / "last.pt")
+    assert_same_weights(a["model"], b["model"], atol)
+    if ema:
+        assert_same_weights(a["train_model"], b["train_model"], atol)
     rows = [json.loads(x) for x in (Path(cfg.out) / "metrics.jsonl").read_text().splitlines()]
     steps = [r["step"] for r in rows if r["kind"] == "train"]
     assert steps == sorted(steps) and len(steps) == len(set(steps))
+
+
+def test_ema_saves_the_moving_average_of_the_weights(tmp_path):
+    # A constant learning rate makes runs of 1, 2 and 3 steps follow one trajectory
+    # w1, w2, w3; the --ema run must then save avg = w1, then d*avg + (1-d)*w2, then w3's.
+    flat = dict(task="sentiment", dropout=0.1, min_lr_ratio=1.0, warmup_steps=0,
+                eval_interval=1)  # fmt: skip
+    w = [
+        weights(
+            train(config(tmp_path, f"steps{n}", max_steps=n, **flat), log=quiet).parent / "last.pt"
+        )
+        for n in (1, 2, 3)
+    ]
+    d = 0.6
+    run = train(config(tmp_path, "ema", max_steps=3, ema=d, **flat), log=quiet)
+    saved = load_checkpoint(run.parent / "last.pt")
+    assert_same_weights(saved["train_model"], w[2])
+    want = {
+        name: d * (d * w[0][name] + (1 - d) * w[1][name]) + (1 - d) * w[2][name] for name in w[0]
+    }
+    assert_same_weights(saved["model"], want, atol=1e-6)
+    assert saved["ema_updates"] == 3
+    assert not torch.equal(saved["model"]["cls_head.weight"], w[2]["cls_head.weight"])
+    # what sample.py loads is the average
+    model = training.model_from_checkpoint(saved)
+    assert torch.equal(model.state_dict()["cls_head.weight"], saved["model"]["cls_head.weight"])
 
 
 def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
