@@ -7,10 +7,12 @@ Each runs in a subprocess exactly as a reader would type it; the numbers are not
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,3 +53,76 @@ def test_help_formats(name, monkeypatch):
     spec.loader.exec_module(module)
     text = module.build_parser().format_help()
     assert "--smoke" in text and "--threads" in text
+
+
+# -- the two end-to-end shell scripts, on a made-up copy of ../shared/data --------
+
+WORDS = {
+    "positive": "love great happy awesome best fun thanks",
+    "negative": "hate awful sad worst angry broken late",
+    "neutral": "today game tomorrow phone news watch show",
+}
+
+
+def fake_shared_data(root: Path, n_train: int = 240, n_dev: int = 60) -> Path:
+    """A miniature ../shared/data: SemEval-2017 TSVs (with the dev file) and TweetEval emoji."""
+    rng = np.random.default_rng(0)
+    labels = list(WORDS)
+
+    def post(label: str) -> str:
+        fillers = ["the", "a", "my", "@user", "http", "is", "was"]
+        words = rng.choice(WORDS[label].split(), 4).tolist() + rng.choice(fillers, 3).tolist()
+        return " ".join(rng.permutation(words))
+
+    semeval = root / "semeval2017-4a"
+    semeval.mkdir(parents=True)
+    for name, n in (("twitter-2016train-A.tsv", n_train), ("twitter-2016devtest-A.tsv", n_dev)):
+        rows = []
+        for i in range(n):
+            label = labels[i % 3]
+            rows.append(f"{10_000 + i}\t{label}\t{post(label)} {name[8:12]}-{i}")
+        (semeval / name).write_text("\n".join(rows) + "\n", encoding="utf-8")
+    emoji = root / "tweeteval" / "emoji"
+    emoji.mkdir(parents=True)
+    (emoji / "mapping.txt").write_text("0\t❤\t_red_heart_\n1\t😂\t_joy_\n", encoding="utf-8")
+    for split, n in (("train", 120), ("val", 30)):
+        ids = [i % 2 for i in range(n)]
+        texts = [post(("positive", "neutral")[j]) + f" e{i}" for i, j in enumerate(ids)]
+        (emoji / f"{split}_text.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
+        (emoji / f"{split}_labels.txt").write_text("\n".join(map(str, ids)) + "\n")
+    return root
+
+
+def run_shell(script: str, *args: str, env: dict) -> str:
+    done = subprocess.run(
+        ["bash", f"bench/{script}", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHON": sys.executable, "MPLBACKEND": "Agg", **env},
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    return done.stdout
+
+
+@pytest.mark.slow
+def test_sentiment_script_smoke(tmp_path):
+    shared = fake_shared_data(tmp_path / "shared")
+    env = {"SHARED": str(shared), "PRETRAIN_MIN": "0.05", "EMOJI_MIN": "0.03",
+           "FINETUNE_MIN": "0.05", "VOCAB": "300"}  # fmt: skip
+    out = run_shell("sentiment.sh", str(tmp_path / "out"), env=env)
+    assert "== 3. emoji-prediction fine-tuning" in out  # the optional stage ran too
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("dev_macro_recall="), last
+    assert 0.0 <= float(last.split("=")[1]) <= 1.0
+    assert (tmp_path / "out" / "sentiment.pt").is_file()
+
+
+@pytest.mark.slow
+def test_lm_quality_script_smoke(tmp_path):
+    shared = fake_shared_data(tmp_path / "shared")
+    out = run_shell("lm_quality.sh", str(tmp_path / "out"), "0.05", env={"SHARED": str(shared)})
+    assert "bpb ratio minillm / baseline" in out
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("val_bpb=") and float(last.split("=")[1]) > 0, last
