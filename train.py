@@ -190,9 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=d.ema,
         metavar="DECAY",
-        help="evaluate and save an exponential moving average of the weights, updated "
-        "every step with this decay (e.g. 0.995), instead of the weights themselves; "
-        "0 = off (default: %(default)s)",
+        help="evaluate an exponential moving average of the weights, updated every step "
+        "with this decay (e.g. 0.995), and save it as the model; checkpoints also keep the "
+        "trained weights, for --resume; 0 = off (default: %(default)s)",
     )
     g.add_argument("--max-steps", type=int, help="optimizer steps (default: from the preset)")
     g.add_argument(

@@ -520,7 +520,7 @@ def _train(cfg: TrainConfig, rank: int, world: int, is_main: bool, log) -> Path:
     # after every step (PyTorch's AveragedModel); it is what gets evaluated and saved, so
     # the selected checkpoint is less at the mercy of the last few batches.
     averaged = None
-    if cfg.ema:
+    if cfg.ema and is_main:  # only rank 0 evaluates and saves
         averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema))
         if resume_ckpt:
             averaged.module.load_state_dict(resume_ckpt["model"])
@@ -639,7 +639,7 @@ def _train(cfg: TrainConfig, rank: int, world: int, is_main: bool, log) -> Path:
 
             # -- one optimizer step over the global batch, this rank's share of it
             # Dropout draws from a stream that is a function of (seed, rank, step) alone,
-            # like the batches, so a resumed run repeats it on any device and any rank.
+            # like the batches, so a resumed run draws what the uninterrupted run would have.
             torch.manual_seed(step_seed(cfg.seed, rank, step))
             inputs, targets = rank_batch(prep, cfg, step, rank, world)
             w = weights[targets.to(device)] if weights is not None else None

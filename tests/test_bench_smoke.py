@@ -117,6 +117,10 @@ def test_sentiment_script_smoke(tmp_path):
     assert last.startswith("dev_macro_recall="), last
     assert 0.0 <= float(last.split("=")[1]) <= 1.0
     assert (tmp_path / "out" / "sentiment.pt").is_file()
+    # bench/ngram_fusion.py on that checkpoint (its TF-IDF row needs scikit-learn: optional)
+    fusion = run_script("bench/ngram_fusion.py", "--ckpt", str(tmp_path / "out" / "sentiment.pt"),
+                        "--shared", str(shared), "--epochs", "1", "--buckets", "4096")  # fmt: skip
+    assert "| hashed BPE 1-3-grams |" in fusion
 
 
 @pytest.mark.slow

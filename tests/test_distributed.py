@@ -59,6 +59,16 @@ def test_two_processes_match_one_and_resume(tmp_path):
     assert len(train_losses(two)) == 12
 
 
+def test_more_processes_than_gpus_is_a_clear_error(monkeypatch):
+    from minillm import distributed
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(RuntimeError, match=r"needs GPU 1, but only 1 GPU.*--nproc_per_node"):
+        distributed.device_for_rank(torch.device("cuda"), 1)
+
+
 @pytest.mark.parametrize(
     "device,requested,bf16,expected",
     [

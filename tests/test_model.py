@@ -147,6 +147,34 @@ def test_explicit_and_fused_attention_dropout_agree_in_distribution():
     assert spread_e == pytest.approx(spread_f, rel=0.1)
 
 
+def test_explicit_path_applies_the_configured_attention_dropout_in_training_only(monkeypatch):
+    import minillm.model as model_module
+
+    seen = []
+
+    def recording_attention(q, k, v, mask=None, dropout_p=0.0):
+        seen.append(dropout_p)
+        return attention(q, k, v, mask, dropout_p)
+
+    monkeypatch.setattr(model_module, "attention", recording_attention)
+    model = make_model(dropout=0.25)
+    set_fast(model, False)
+    idx = torch.randint(0, model.config.vocab_size, (2, 16))
+    model.train()
+    torch.manual_seed(0)
+    a = model(idx)
+    torch.manual_seed(0)
+    b = model(idx)
+    torch.manual_seed(1)
+    c = model(idx)
+    assert set(seen) == {0.25} and len(seen) == 3 * model.config.n_layer
+    assert torch.equal(a, b) and not torch.equal(a, c)  # random, and repeatable by seed
+    seen.clear()
+    model.eval()
+    assert torch.equal(model(idx), model(idx))
+    assert set(seen) == {0.0}
+
+
 def test_whole_model_fast_and_explicit_paths_agree_with_gradients():
     model = make_model(torch.float64)
     idx, mask = padded_batch([16, 5, 0], 16, model.config.vocab_size)
