@@ -28,9 +28,10 @@ import torch
 import torch.nn.functional as F
 
 from minillm.checkpoint import load_for_inference
-from minillm.data import read_posts
+from minillm.data import class_counts, class_weights, read_posts
 from minillm.inference import classify_texts, encode_posts
 from minillm.metrics import classification_metrics
+from minillm.training import without_val
 
 MIX_WEIGHTS = (0.3, 0.4, 0.5, 0.6, 0.7)  # share of the transformer in the mix
 
@@ -114,15 +115,12 @@ def main() -> None:
     model, tokenizer, ckpt = load_for_inference(args.ckpt)
     names = ckpt["label_names"]
     semeval = Path(args.shared) / "semeval2017-4a"
-    dev_file = semeval / "twitter-2016devtest-A.tsv"
-    dev = read_posts([dev_file], label_names=names).posts
-    dev_texts = {p.text for p in dev}
-    train_files = [f for f in sorted(semeval.glob("*.tsv")) if f != dev_file]
-    train = [p for p in read_posts(train_files, label_names=names).posts if p.text not in dev_texts]
+    dev = read_posts([semeval / "twitter-2016devtest-A.tsv"], label_names=names).posts
+    # the posts train.py fine-tunes on: the folder minus the dev file and any dev text
+    train, _ = without_val(read_posts([semeval], label_names=names).posts, dev, log=print)
     y_train = torch.tensor([names.index(p.label) for p in train])
     y_dev = [names.index(p.label) for p in dev]
-    counts = torch.bincount(y_train, minlength=len(names)).float()
-    class_weight = counts.sum() / (len(names) * counts)
+    class_weight = class_weights(class_counts(y_train, len(names)))
 
     def recall(probs) -> float:
         return classification_metrics(y_dev, probs.argmax(1).tolist(), names)["macro_recall"]
