@@ -16,9 +16,11 @@ cd "$(dirname "$0")/.."
 OUT=${1:?usage: bash bench/sentiment_sweep.sh OUT_DIR}
 SHARED=${SHARED:-../shared/data}
 DEVICE=${DEVICE:-cuda}
+VOCAB=${VOCAB:-4096}
 PY=${PYTHON:-python}
 [ -d "$SHARED" ] || { echo "error: $SHARED not found (set SHARED=path/to/shared/data)" >&2; exit 2; }
 DEV="$SHARED/semeval2017-4a/twitter-2016devtest-A.tsv"
+source bench/sentiment_recipe.sh  # LM_FLAGS, FT_FLAGS: the stages of bench/sentiment.sh
 mkdir -p "$OUT"
 rm -f "$OUT/FAILED"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}  # several runs share the machine's cores
@@ -36,15 +38,12 @@ run() {  # run NAME train.py-flags...: train into OUT/NAME, output in OUT/NAME.l
 lm() {  # lm NAME flags...: pretrain as bench/sentiment.sh does
     local name=$1
     shift
-    run "$name" --task lm --data "$SHARED" --data-splits train,val --val "$DEV" \
-        --preset medium --vocab-size 4096 --batch-size 16 --eval-interval 2000 "$@"
+    run "$name" "${LM_FLAGS[@]}" --eval-interval 2000 "$@"
 }
 ft() {  # ft NAME LM_NAME flags...: fine-tune as bench/sentiment.sh does, flags override
     local name=$1 init=$2
     shift 2
-    run "$name" --task sentiment --init-from "$OUT/$init/best.pt" --data "$SHARED/semeval2017-4a" \
-        --val "$DEV" --class-weights --batch-size 64 --lr 5e-4 --warmup-steps 100 \
-        --dropout 0.1 --eval-interval 150 --max-steps 1352 "$@"
+    run "$name" "${FT_FLAGS[@]}" --init-from "$OUT/$init/best.pt" --max-steps 1352 "$@"
 }
 report() {
     for log in "$@"; do
