@@ -8,6 +8,9 @@
 One model (the `medium` preset with block_size 256, seeded random weights, float32 as
 sample.py runs on the CPU), batch 1. Each case is PROMPT+NEW tokens; both paths run every
 case, interleaved (cached, uncached, cached, ...), and must produce identical tokens.
+The weights are kept input-major, as sample.py keeps them on the CPU
+(`minillm.inference.use_input_major_weights`); `--layouts input-major,output-major` also
+times the same weights in nn.Linear's own order, side by side.
 
 With a 16-token prompt and 256 new tokens the text outgrows the 256-token window for the
 last 16 steps: every position shifts, so the cached path rebuilds its cache from the whole
@@ -38,10 +41,12 @@ from common import (
     summarise,
 )
 
+from minillm.inference import use_input_major_weights
 from minillm.model import MiniLM, ModelConfig
 from minillm.training import PRESETS
 
 SIZE_FIELDS = ("n_layer", "n_head", "n_embd", "vocab_size")
+LAYOUTS = ("input-major", "output-major")  # how linear weights sit in memory; see build_model
 
 
 def parse_case(text: str) -> tuple[int, int]:
@@ -51,11 +56,14 @@ def parse_case(text: str) -> tuple[int, int]:
     return prompt, new
 
 
-def build_model(args) -> MiniLM:
+def build_model(args, layout: str = "input-major") -> MiniLM:
+    """The seeded model; 'input-major' as sample.py runs it on the CPU, 'output-major' as
+    nn.Linear stores it (the values are the same either way)."""
     sizes = {name: PRESETS[args.preset][name] for name in SIZE_FIELDS}
     config = ModelConfig(**sizes, block_size=args.block_size, n_classes=0)
     torch.manual_seed(args.seed)
-    return MiniLM(config).eval()
+    model = MiniLM(config).eval()
+    return use_input_major_weights(model) if layout == "input-major" else model
 
 
 def prompt_ids(model: MiniLM, length: int, seed: int) -> torch.Tensor:
@@ -75,27 +83,33 @@ def generate(model, prompt, new: int, use_cache: bool, args) -> torch.Tensor:
     )
 
 
-def measure_speed(model, cases, args) -> tuple[list[list[str]], list[str]]:
+def measure_speed(models, cases, args) -> tuple[list[list[str]], list[str]]:
+    """models: {layout: model}. Every (layout, case, path) is timed in the same rounds."""
     work, outputs = {}, {}
-    for prompt_len, new in cases:
-        prompt = prompt_ids(model, prompt_len, args.seed)
-        for use_cache in (True, False):
-            key = (prompt_len, new, use_cache)
+    for layout, model in models.items():
+        for prompt_len, new in cases:
+            prompt = prompt_ids(model, prompt_len, args.seed)
+            for use_cache in (True, False):
+                key = (layout, prompt_len, new, use_cache)
 
-            def chunk(prompt=prompt, new=new, use_cache=use_cache, key=key) -> int:
-                outputs[key] = generate(model, prompt, new, use_cache, args)
-                return new
+                def chunk(model=model, prompt=prompt, new=new, use_cache=use_cache, key=key):
+                    outputs[key] = generate(model, prompt, new, use_cache, args)
+                    return new
 
-            chunk()  # warm-up, and the tokens to compare
-            work[key] = chunk
+                chunk()  # warm-up, and the tokens to compare
+                work[key] = chunk
     timings = interleave(work, args.rounds)
     stats = summarise(timings, args.max_foreign)
     rows, notes = [], [foreign_note(timings, args.max_foreign)]
-    for prompt_len, new in cases:
-        cached, uncached = stats[(prompt_len, new, True)], stats[(prompt_len, new, False)]
-        same = torch.equal(outputs[(prompt_len, new, True)], outputs[(prompt_len, new, False)])
+    for layout, prompt_len, new in ((lay, p, n) for lay in models for p, n in cases):
+        cached = stats[(layout, prompt_len, new, True)]
+        uncached = stats[(layout, prompt_len, new, False)]
+        same = torch.equal(
+            outputs[(layout, prompt_len, new, True)], outputs[(layout, prompt_len, new, False)]
+        )
         slides = max(0, prompt_len + new - args.block_size)
         rows.append([
+            layout,
             f"{prompt_len} + {new}",
             str(slides),
             f"{cached['median']:,.0f}",
@@ -108,7 +122,9 @@ def measure_speed(model, cases, args) -> tuple[list[list[str]], list[str]]:
             "yes" if same else "**no**",
         ])  # fmt: skip
         if not same:
-            notes.append(f"WARNING: case {prompt_len}+{new}: the paths produced different tokens")
+            notes.append(
+                f"WARNING: {layout}, case {prompt_len}+{new}: the paths produced different tokens"
+            )
     return rows, notes
 
 
@@ -166,6 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="interleaved rounds; 0 = skip the speed table (default: %(default)s)",
     )
     p.add_argument(
+        "--layouts",
+        default="input-major",
+        help="comma-separated weight orders to time, from "
+        f"{', '.join(LAYOUTS)} (default: %(default)s, as sample.py runs on the CPU)",
+    )
+    p.add_argument(
         "--temperature",
         type=float,
         default=0.0,
@@ -190,7 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--smoke",
         action="store_true",
-        help="seconds-long run for the tests: tiny preset, block 32, cases 4+32 and 1+31, 2 rounds",
+        help="seconds-long run for the tests: tiny preset, block 32, cases 4+32 and 1+31, "
+        "both layouts, 2 rounds",
     )
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)  # memory subprocess
     return p
@@ -201,12 +224,18 @@ def main(argv: list[str] | None = None) -> None:
     apply_threads(args)
     if args.smoke:
         args.preset, args.block_size, args.cases, args.rounds = "tiny", 32, "4+32,1+31", 2
-        args.memory = True
+        args.layouts, args.memory = ",".join(LAYOUTS), True
     cases = [parse_case(c) for c in args.cases.split(",")]
+    layouts = args.layouts.split(",")
+    if any(layout not in LAYOUTS for layout in layouts):
+        raise SystemExit(
+            f"--layouts: each must be one of {', '.join(LAYOUTS)}, got {args.layouts!r}"
+        )
     if args.child:
         child(args.child, cases, args)
         return
-    model = build_model(args)
+    models = {layout: build_model(args, layout) for layout in layouts}
+    model = models[layouts[0]]
 
     print(f"## Sampling speed\n\nMachine: {machine_line()}  \nCommand: `{command_line()}`\n")
     print(
@@ -215,10 +244,11 @@ def main(argv: list[str] | None = None) -> None:
         f"{'greedy' if args.temperature == 0 else f'temperature {args.temperature:g}'}.\n"
     )
     if args.rounds:
-        rows, notes = measure_speed(model, cases, args)
+        rows, notes = measure_speed(models, cases, args)
         print(
             markdown_table(
                 [
+                    "weights",
                     "prompt + new tokens",
                     "steps after the window slides",
                     "KV cache tok/s",

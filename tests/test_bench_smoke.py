@@ -37,8 +37,9 @@ def test_throughput_smoke():
 def test_sampling_smoke():
     out = run_script("bench/sampling.py", "--smoke")
     assert "## Sampling speed" in out
-    rows = [line for line in out.splitlines() if line.startswith(("| 4 + 32", "| 1 + 31"))]
-    assert len(rows) == 2
+    rows = [line for line in out.splitlines() if "| 4 + 32 |" in line or "| 1 + 31 |" in line]
+    assert len(rows) == 4  # two cases, two weight layouts
+    assert sum(row.startswith("| input-major |") for row in rows) == 2
     assert all(row.rstrip(" |").endswith("yes") for row in rows), rows  # cache == no cache
     assert "peak RSS MiB" in out
 

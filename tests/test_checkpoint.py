@@ -38,6 +38,28 @@ def test_round_trip_rebuilds_model_and_tokenizer(tmp_path):
     assert tok.decode(tok.encode("just landed in")) == "just landed in"
 
 
+def test_inference_keeps_weights_input_major_with_the_same_outputs(tmp_path):
+    p = payload()
+    ck.save_checkpoint(p, tmp_path / "a.pt")
+    model, _, _ = ck.load_for_inference(tmp_path / "a.pt")
+    reference = MiniLM(model.config).eval()  # nn.Linear's own (out, in) order
+    reference.load_state_dict(p["model"])
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert linears and all(m.weight.t().is_contiguous() for m in linears)
+    assert model.lm_head.weight is model.tok_emb.weight  # still tied
+    idx = torch.randint(300, (3, 8), generator=torch.Generator().manual_seed(0))
+    mask = torch.tensor([[True] * 8, [True] * 5 + [False] * 3, [True] * 2 + [False] * 6])
+    with torch.no_grad():
+        torch.testing.assert_close(model(idx), reference(idx))
+        torch.testing.assert_close(model.classify(idx, mask), reference.classify(idx, mask))
+        prompt = idx[:1, :3]
+        for use_cache in (True, False):
+            assert torch.equal(
+                model.generate(prompt, 12, temperature=0.0, use_cache=use_cache),
+                reference.generate(prompt, 12, temperature=0.0),
+            )
+
+
 def test_crash_during_save_leaves_the_old_checkpoint(tmp_path, monkeypatch):
     path = tmp_path / "last.pt"
     ck.save_checkpoint(payload(step=1), path)
