@@ -92,7 +92,7 @@ def measure_speed(models, cases, args) -> tuple[list[list[str]], list[str]]:
             for use_cache in (True, False):
                 key = (layout, prompt_len, new, use_cache)
 
-                def chunk(model=model, prompt=prompt, new=new, use_cache=use_cache, key=key):
+                def chunk(model=model, prompt=prompt, new=new, use_cache=use_cache, key=key) -> int:
                     outputs[key] = generate(model, prompt, new, use_cache, args)
                     return new
 
@@ -125,6 +125,15 @@ def measure_speed(models, cases, args) -> tuple[list[list[str]], list[str]]:
             notes.append(
                 f"WARNING: {layout}, case {prompt_len}+{new}: the paths produced different tokens"
             )
+    first, *others = models
+    for other in others:
+        same = all(torch.equal(outputs[(first, *rest)], outputs[(other, *rest)])
+                   for (layout, *rest) in outputs if layout == first)  # fmt: skip
+        notes.append(
+            f"{first} and {other} weights produced the same tokens in every case and path."
+            if same
+            else f"WARNING: {first} and {other} weights produced different tokens"
+        )
     return rows, notes
 
 
@@ -134,7 +143,8 @@ def measure_memory(specs: list[str], args) -> list[list[str]]:
     for spec in specs:
         cmd = [sys.executable, __file__, "--child", spec, "--cases", args.cases,
                "--preset", args.preset, "--block-size", str(args.block_size),
-               "--temperature", str(args.temperature), "--seed", str(args.seed)]  # fmt: skip
+               "--temperature", str(args.temperature), "--seed", str(args.seed),
+               "--layouts", args.layouts.split(",")[0]]  # fmt: skip
         if args.top_k:
             cmd += ["--top-k", str(args.top_k)]
         if args.threads:
@@ -148,8 +158,9 @@ def measure_memory(specs: list[str], args) -> list[list[str]]:
 
 
 def child(spec: str, cases, args) -> None:
-    """--child: build the model, run the first case once on one path, print peak memory."""
-    model = build_model(args)
+    """--child: build the model (first of --layouts), run the first case once on one path,
+    print peak memory."""
+    model = build_model(args, args.layouts.split(",")[0])
     if spec != "none":
         prompt_len, new = cases[0]
         generate(model, prompt_ids(model, prompt_len, args.seed), new, spec == "cache", args)
@@ -201,7 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--memory",
         action="store_true",
-        help="also measure the peak RSS of each path on the first case, each in a subprocess",
+        help="also measure the peak RSS of each path on the first case and the first of "
+        "--layouts, each in a subprocess",
     )
     p.add_argument(
         "--seed",

@@ -29,7 +29,6 @@ from typing import Any
 
 import torch
 
-from minillm.inference import use_input_major_weights
 from minillm.model import MiniLM, ModelConfig
 
 FORMAT = "minillm-checkpoint"
@@ -132,7 +131,13 @@ def model_from_checkpoint(ckpt: dict, path: str | os.PathLike = "checkpoint") ->
 
 
 def load_for_inference(path: str | os.PathLike, device: torch.device | str = "cpu"):
-    """(model in eval mode on `device`, tokenizer, checkpoint dict) from one file."""
+    """(model in eval mode on `device`, tokenizer, checkpoint dict) from one file.
+
+    On the CPU the model's linear weights are re-laid input-major for faster generation
+    (`minillm.inference.use_input_major_weights`: same values, strided (out, in) views).
+    To train or export a plain model, use `model_from_checkpoint(load_checkpoint(path))`.
+    """
+    from minillm.inference import use_input_major_weights  # inference code, loaded on use
     from minillm.tokenizer import Tokenizer  # the tokenizer needs nothing from the model
 
     ckpt = load_checkpoint(path)

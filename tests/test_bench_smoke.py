@@ -40,6 +40,7 @@ def test_sampling_smoke():
     rows = [line for line in out.splitlines() if "| 4 + 32 |" in line or "| 1 + 31 |" in line]
     assert len(rows) == 4  # two cases, two weight layouts
     assert sum(row.startswith("| input-major |") for row in rows) == 2
+    assert "input-major and output-major weights produced the same tokens" in out
     assert all(row.rstrip(" |").endswith("yes") for row in rows), rows  # cache == no cache
     assert "peak RSS MiB" in out
 
