@@ -123,6 +123,12 @@ def test_sentiment_script_smoke(tmp_path):
     fusion = run_script("bench/ngram_fusion.py", "--ckpt", str(tmp_path / "out" / "sentiment.pt"),
                         "--shared", str(shared), "--epochs", "1", "--buckets", "4096")  # fmt: skip
     assert "| hashed BPE 1-3-grams |" in fusion
+    # bench/ensemble.py: that checkpoint twice, alone and as a pair (a pair of equals scores alike)
+    ckpt = str(tmp_path / "out" / "sentiment.pt")
+    table = run_script("bench/ensemble.py", ckpt, ckpt, "--shared", str(shared))
+    rows = {line.split("|")[1].strip(): line.split("|")[2:5] for line in table.splitlines()
+            if line.startswith("| #")}  # fmt: skip
+    assert set(rows) == {"#1", "#2", "#1 + #2"} and rows["#1"] == rows["#1 + #2"], table
 
 
 @pytest.mark.slow
