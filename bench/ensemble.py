@@ -17,8 +17,7 @@ from pathlib import Path
 import torch
 
 from minillm.checkpoint import load_for_inference
-from minillm.data import encode_labeled, read_posts
-from minillm.inference import predict_proba
+from minillm.inference import labeled_probabilities
 from minillm.metrics import classification_metrics
 
 DEV = "semeval2017-4a/twitter-2016devtest-A.tsv"
@@ -37,15 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
 def dev_probabilities(path: str, file: Path) -> tuple[torch.Tensor, list[int], list[str]]:
     """(N, K) class probabilities of one checkpoint on `file`, the true labels, the names."""
     model, tokenizer, ckpt = load_for_inference(path)
-    names = ckpt.get("label_names")
-    if not names:
-        raise SystemExit(f"{path}: not a sentiment checkpoint (no label names)")
-    normalize = (ckpt.get("train_config") or {}).get("normalize", True)
-    posts = read_posts([file], normalize=normalize, label_names=names).posts
-    encoded, labels = encode_labeled(
-        [p for p in posts if p.label is not None], tokenizer, names, model.config.block_size
-    )
-    return predict_proba(model, encoded, tokenizer.pad_id), labels, names
+    try:
+        probs, labels = labeled_probabilities(model, tokenizer, ckpt, [file])
+    except ValueError as err:  # no sentiment head, or no labeled posts
+        raise SystemExit(f"{path}: {err}") from None
+    return probs, labels, ckpt["label_names"]
 
 
 def main(argv: list[str] | None = None) -> None:

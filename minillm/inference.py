@@ -144,6 +144,17 @@ def evaluate_files(
 
     `split` picks the split of TweetEval task folders; other files are read whole.
     """
+    probs, labels = labeled_probabilities(model, tokenizer, ckpt, paths, split, log)
+    return classification_metrics(labels, probs.argmax(dim=-1).tolist(), ckpt["label_names"])
+
+
+def labeled_probabilities(
+    model, tokenizer, ckpt: dict, paths: Sequence[str | Path], split: str = "test", log=print
+) -> tuple[torch.Tensor, list[int]]:
+    """Class probabilities (N, K) of the labeled posts in `paths`, and their true labels.
+
+    Read and normalised as `evaluate_files` scores them; unlabeled rows are left out.
+    """
     label_names = ckpt.get("label_names")
     if not label_names:
         raise ValueError("this checkpoint has no sentiment head; train one with --task sentiment")
@@ -154,8 +165,7 @@ def evaluate_files(
     if not posts:
         raise ValueError(f"no labeled posts in {', '.join(map(str, paths))}")
     encoded, labels = encode_labeled(posts, tokenizer, label_names, model.config.block_size)
-    probs = predict_proba(model, encoded, tokenizer.pad_id)
-    return classification_metrics(labels, probs.argmax(dim=-1).tolist(), label_names)
+    return predict_proba(model, encoded, tokenizer.pad_id), labels
 
 
 def read_lines(path: str) -> list[str]:
