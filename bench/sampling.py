@@ -137,14 +137,14 @@ def measure_speed(models, cases, args) -> tuple[list[list[str]], list[str]]:
     return rows, notes
 
 
-def measure_memory(specs: list[str], args) -> list[list[str]]:
+def measure_memory(specs: list[str], layout: str, args) -> list[list[str]]:
     """Peak resident memory of each path alone, each in a fresh Python process."""
     rows = []
     for spec in specs:
         cmd = [sys.executable, __file__, "--child", spec, "--cases", args.cases,
                "--preset", args.preset, "--block-size", str(args.block_size),
                "--temperature", str(args.temperature), "--seed", str(args.seed),
-               "--layouts", args.layouts.split(",")[0]]  # fmt: skip
+               "--layouts", layout]  # fmt: skip
         if args.top_k:
             cmd += ["--top-k", str(args.top_k)]
         if args.threads:
@@ -157,10 +157,9 @@ def measure_memory(specs: list[str], args) -> list[list[str]]:
     return rows
 
 
-def child(spec: str, cases, args) -> None:
-    """--child: build the model (first of --layouts), run the first case once on one path,
-    print peak memory."""
-    model = build_model(args, args.layouts.split(",")[0])
+def child(spec: str, cases, layout: str, args) -> None:
+    """--child: build the model, run the first case once on one path, print peak memory."""
+    model = build_model(args, layout)
     if spec != "none":
         prompt_len, new = cases[0]
         generate(model, prompt_ids(model, prompt_len, args.seed), new, spec == "cache", args)
@@ -244,7 +243,7 @@ def main(argv: list[str] | None = None) -> None:
             f"--layouts: each must be one of {', '.join(LAYOUTS)}, got {args.layouts!r}"
         )
     if args.child:
-        child(args.child, cases, args)
+        child(args.child, cases, layouts[0], args)
         return
     models = {layout: build_model(args, layout) for layout in layouts}
     model = models[layouts[0]]
@@ -283,7 +282,7 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"\nPeak RSS (VmHWM), case {args.cases.split(',')[0]}, each alone in a fresh process:\n"
         )
-        print(markdown_table(["run", "peak RSS MiB"], measure_memory(specs, args)))
+        print(markdown_table(["run", "peak RSS MiB"], measure_memory(specs, layouts[0], args)))
 
 
 if __name__ == "__main__":
