@@ -1,16 +1,17 @@
 """Sampling speed: tokens/s of `MiniLM.generate` with the KV cache and without it.
 
-    python bench/sampling.py --rounds 7              # the BENCHMARKS.md run, ~1.5 minutes
-    python bench/sampling.py --rounds 7 --threads 1  # the same on one core
+    python bench/sampling.py --rounds 7 --layouts input-major-split,input-major,output-major
+    python bench/sampling.py --rounds 7 --threads 1  # one core, sample.py's layout only
     python bench/sampling.py --rounds 0 --memory     # only: peak memory of each path, alone
     python bench/sampling.py --smoke                 # seconds; what the tests run
 
 One model (the `medium` preset with block_size 256, seeded random weights, float32 as
 sample.py runs on the CPU), batch 1. Each case is PROMPT+NEW tokens; both paths run every
 case, interleaved (cached, uncached, cached, ...), and must produce identical tokens.
-The weights are kept input-major, as sample.py keeps them on the CPU
-(`minillm.inference.use_input_major_weights`); `--layouts input-major,output-major` also
-times the same weights in nn.Linear's own order, side by side.
+The linear layers run as sample.py runs them on the CPU ('input-major-split': weights
+input-major, one-row products split over the threads; `minillm.inference`);
+`--layouts input-major-split,input-major,output-major` also times the same weights without
+the split and in nn.Linear's own order, side by side.
 
 With a 16-token prompt and 256 new tokens the text outgrows the 256-token window for the
 last 16 steps: every position shifts, so the cached path rebuilds its cache from the whole
@@ -41,12 +42,12 @@ from common import (
     summarise,
 )
 
-from minillm.inference import use_input_major_weights
+from minillm.inference import split_one_row_products, use_input_major_weights
 from minillm.model import MiniLM, ModelConfig
 from minillm.training import PRESETS
 
 SIZE_FIELDS = ("n_layer", "n_head", "n_embd", "vocab_size")
-LAYOUTS = ("input-major", "output-major")  # how linear weights sit in memory; see build_model
+LAYOUTS = ("input-major-split", "input-major", "output-major")  # see build_model
 
 
 def parse_case(text: str) -> tuple[int, int]:
@@ -56,14 +57,19 @@ def parse_case(text: str) -> tuple[int, int]:
     return prompt, new
 
 
-def build_model(args, layout: str = "input-major") -> MiniLM:
-    """The seeded model; 'input-major' as sample.py runs it on the CPU, 'output-major' as
-    nn.Linear stores it (the values are the same either way)."""
+def build_model(args, layout: str = "input-major-split") -> MiniLM:
+    """The seeded model, its linear layers run as `layout`: 'input-major-split' as sample.py
+    runs them on the CPU, 'input-major' without the split of one-row products over the
+    threads, 'output-major' as nn.Linear stores its weight. The values are the same."""
     sizes = {name: PRESETS[args.preset][name] for name in SIZE_FIELDS}
     config = ModelConfig(**sizes, block_size=args.block_size, n_classes=0)
     torch.manual_seed(args.seed)
     model = MiniLM(config).eval()
-    return use_input_major_weights(model) if layout == "input-major" else model
+    if layout != "output-major":
+        use_input_major_weights(model)
+    if layout == "input-major-split":
+        split_one_row_products(model)
+    return model
 
 
 def prompt_ids(model: MiniLM, length: int, seed: int) -> torch.Tensor:
@@ -193,8 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--layouts",
-        default="input-major",
-        help="comma-separated weight orders to time, from "
+        default="input-major-split",
+        help="comma-separated ways to run the linear layers, from "
         f"{', '.join(LAYOUTS)} (default: %(default)s, as sample.py runs on the CPU)",
     )
     p.add_argument(
@@ -224,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--smoke",
         action="store_true",
         help="seconds-long run for the tests: tiny preset, block 32, cases 4+32 and 1+31, "
-        "both layouts, 2 rounds",
+        "every layout, 2 rounds",
     )
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)  # memory subprocess
     return p

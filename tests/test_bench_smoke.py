@@ -38,9 +38,10 @@ def test_sampling_smoke():
     out = run_script("bench/sampling.py", "--smoke")
     assert "## Sampling speed" in out
     rows = [line for line in out.splitlines() if "| 4 + 32 |" in line or "| 1 + 31 |" in line]
-    assert len(rows) == 4  # two cases, two weight layouts
-    assert sum(row.startswith("| input-major |") for row in rows) == 2
-    assert "input-major and output-major weights produced the same tokens" in out
+    assert len(rows) == 6  # two cases, three layouts
+    assert sum(row.startswith("| input-major-split |") for row in rows) == 2
+    for other in ("input-major", "output-major"):
+        assert f"input-major-split and {other} weights produced the same tokens" in out
     assert all(row.rstrip(" |").endswith("yes") for row in rows), rows  # cache == no cache
     assert "peak RSS MiB" in out
 

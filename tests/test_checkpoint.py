@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import copy
 import os
 import random
 from dataclasses import asdict
@@ -12,6 +13,7 @@ import torch
 
 from minillm import MiniLM, ModelConfig
 from minillm import checkpoint as ck
+from minillm.inference import ThreadSplitLinear, split_one_row_products, use_input_major_weights
 from minillm.tokenizer import Tokenizer
 
 
@@ -38,7 +40,8 @@ def test_round_trip_rebuilds_model_and_tokenizer(tmp_path):
     assert tok.decode(tok.encode("just landed in")) == "just landed in"
 
 
-def test_inference_keeps_weights_input_major_with_the_same_outputs(tmp_path):
+def test_inference_runs_weights_input_major_and_split_with_the_same_outputs(tmp_path, monkeypatch):
+    monkeypatch.setattr(ThreadSplitLinear, "min_split", 0)  # split even these small weights
     p = payload()
     ck.save_checkpoint(p, tmp_path / "a.pt")
     model, _, _ = ck.load_for_inference(tmp_path / "a.pt")
@@ -46,6 +49,7 @@ def test_inference_keeps_weights_input_major_with_the_same_outputs(tmp_path):
     reference.load_state_dict(p["model"])
     linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
     assert linears and all(m.weight.t().is_contiguous() for m in linears)
+    assert all(type(m) is ThreadSplitLinear for m in linears)
     assert model.lm_head.weight is model.tok_emb.weight  # still tied
     idx = torch.randint(300, (3, 8), generator=torch.Generator().manual_seed(0))
     mask = torch.tensor([[True] * 8, [True] * 5 + [False] * 3, [True] * 2 + [False] * 6])
@@ -58,6 +62,33 @@ def test_inference_keeps_weights_input_major_with_the_same_outputs(tmp_path):
                 model.generate(prompt, 12, temperature=0.0, use_cache=use_cache),
                 reference.generate(prompt, 12, temperature=0.0),
             )
+
+
+@pytest.mark.parametrize(("d_out", "bias", "threads", "min_split", "splits"), [
+    (768, False, 4, 0, True),  # 4 blocks of 192 columns
+    (6, True, 4, 0, True),  # gcd(6, 4) = 2 blocks of 3, then the bias
+    (3, True, 4, 0, False),  # 3 columns cannot be cut in equal blocks for 4 threads
+    (768, False, 1, 0, False),  # one thread: nothing to split
+    (768, False, 4, None, False),  # 16 x 768 is far below the default min_split
+])  # fmt: skip
+def test_thread_split_linear_equals_nn_linear(monkeypatch, d_out, bias, threads, min_split, splits):
+    torch.manual_seed(0)
+    plain = torch.nn.Linear(16, d_out, bias=bias)
+    split = split_one_row_products(use_input_major_weights(copy.deepcopy(plain)))
+    if min_split is not None:
+        split.min_split = min_split
+    real_bmm, calls = torch.bmm, []
+    monkeypatch.setattr(torch, "bmm", lambda *args: calls.append(args) or real_bmm(*args))
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.no_grad():
+            for shape in [(16,), (1, 16), (1, 1, 16), (5, 16), (2, 3, 16)]:
+                x = torch.randn(shape)
+                torch.testing.assert_close(split(x), plain(x), rtol=1e-6, atol=1e-7)
+    finally:
+        torch.set_num_threads(before)
+    assert len(calls) == (3 if splits else 0)  # the three one-row inputs, never the others
 
 
 def test_crash_during_save_leaves_the_old_checkpoint(tmp_path, monkeypatch):
