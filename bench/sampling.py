@@ -42,7 +42,11 @@ from common import (
     summarise,
 )
 
-from minillm.inference import split_one_row_products, use_input_major_weights
+from minillm.inference import (
+    ThreadSplitLinear,
+    split_one_row_products,
+    use_input_major_weights,
+)
 from minillm.model import MiniLM, ModelConfig
 from minillm.training import PRESETS
 
@@ -230,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--smoke",
         action="store_true",
         help="seconds-long run for the tests: tiny preset, block 32, cases 4+32 and 1+31, "
-        "every layout, 2 rounds",
+        "every layout (the split forced on the tiny weights), 2 rounds",
     )
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)  # memory subprocess
     return p
@@ -242,6 +246,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.smoke:
         args.preset, args.block_size, args.cases, args.rounds = "tiny", 32, "4+32,1+31", 2
         args.layouts, args.memory = ",".join(LAYOUTS), True
+        ThreadSplitLinear.min_split = 0  # split the tiny weights too, so the path is exercised
     cases = [parse_case(c) for c in args.cases.split(",")]
     layouts = args.layouts.split(",")
     if any(layout not in LAYOUTS for layout in layouts):

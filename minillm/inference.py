@@ -9,7 +9,6 @@ linear layers that make one-token generation steps faster. Leaves out: argument 
 
 from __future__ import annotations
 
-import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -54,27 +53,37 @@ def use_input_major_weights(model: nn.Module) -> nn.Module:
 
 
 class ThreadSplitLinear(nn.Linear):
-    """nn.Linear whose one-row products with a large weight use every CPU thread.
+    """nn.Linear whose one-row products with a large weight use the CPU's threads.
 
     Torch's CPU BLAS (MKL) computes a one-row product x Wᵀ -- every product of a cached
     generation step -- on one thread, however many it has. Split Wᵀ (in, out) into n
-    blocks of columns, one per thread, and `torch.bmm` runs the n smaller products side by
-    side: (n, 1, in) @ (n, in, out/n). Each output is still one dot product over the same
-    inputs (bit-for-bit equal in our tests). Only weights of at least `min_split` entries
-    are split: a smaller one sits in a core's own cache, one thread reads it fast, and
-    the batched call costs some 7 µs more than it saves. Needs input-major weights (see
-    `use_input_major_weights`), where the blocks are views; other inputs -- several rows,
-    output-major weights, a single thread -- go through nn.Linear unchanged.
+    blocks of columns, n the most threads that divide `out` evenly, and `torch.bmm` runs
+    the n smaller products side by side: (n, 1, in) @ (n, in, out/n). Each output is still
+    one dot product over the same inputs (on the machine measured, bit for bit what
+    `F.linear` gives with the same input-major weight). Only weights of at least
+    `min_split` entries are split: a smaller one sits in a core's own cache, one thread
+    reads it fast, and the batched call costs some 7 µs more than it saves. Everything
+    else goes through nn.Linear unchanged: several rows, smaller weights, output-major
+    weights (the blocks are views only of input-major ones, see
+    `use_input_major_weights`), one thread, autocast, devices other than the CPU.
     """
 
     min_split = 1 << 20  # entries: 4 MiB in float32, past a core's L2 cache
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         d_in, d_out = self.in_features, self.out_features
-        n = math.gcd(d_out, torch.get_num_threads())  # blocks of equal width
         wt = self.weight.t()  # (in, out)
-        one_row = x.numel() == d_in
-        if n == 1 or not one_row or wt.numel() < self.min_split or not wt.is_contiguous():
+        if (
+            x.numel() != d_in  # not one row
+            or wt.numel() < self.min_split
+            or not wt.is_contiguous()  # output-major
+            or x.device.type != "cpu"
+            or torch.is_autocast_enabled("cpu")
+        ):
+            return super().forward(x)
+        threads = torch.get_num_threads()
+        n = max(k for k in range(1, threads + 1) if d_out % k == 0)  # blocks of equal width
+        if n == 1:
             return super().forward(x)
         blocks = wt.view(d_in, n, d_out // n).transpose(0, 1)  # (n, in, out/n), a view
         y = torch.bmm(x.reshape(1, 1, d_in).expand(n, 1, d_in), blocks)  # (n, 1, out/n)
@@ -85,11 +94,12 @@ class ThreadSplitLinear(nn.Linear):
 def split_one_row_products(model: nn.Module) -> nn.Module:
     """Make every nn.Linear of `model` a `ThreadSplitLinear`, in place; returns the model.
 
-    Same parameters (a tied weight stays tied), same state_dict, same outputs. With the
-    weights input-major, 2 threads generated 5-16% faster with the 5M `medium` model (whose
-    LM head is the one weight split) and 14-24% with the 110M `gpt2-small` (BENCHMARKS.md,
-    `bench/sampling.py`). The class is swapped on the module itself, as
-    `torch.nn.utils.parametrize` does, so nothing that holds the module has to change.
+    Same parameters (a tied weight stays tied), same state_dict, the same outputs within
+    float rounding. With the weights input-major, 2 threads generated 5-16% faster with
+    the 5M `medium` model (whose LM head is the one weight split) and 14-24% faster with the
+    110M `gpt2-small` (BENCHMARKS.md, `bench/sampling.py`). The class is swapped on the
+    module itself, as `torch.nn.utils.parametrize` does, so nothing that holds the module
+    has to change.
     """
     for module in model.modules():
         if type(module) is nn.Linear:
