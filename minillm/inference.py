@@ -72,15 +72,15 @@ class ThreadSplitLinear(nn.Linear):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         d_in, d_out = self.in_features, self.out_features
-        wt = self.weight.t()  # (in, out)
-        if (
-            x.numel() != d_in  # not one row
-            or wt.numel() < self.min_split
-            or not wt.is_contiguous()  # output-major
+        if (  # cheapest first: a small weight, most calls of a step, stops at the first
+            self.weight.numel() < self.min_split
+            or x.numel() != d_in  # not one row
             or x.device.type != "cpu"
             or torch.is_autocast_enabled("cpu")
+            or not self.weight.t().is_contiguous()  # output-major
         ):
             return super().forward(x)
+        wt = self.weight.t()  # (in, out), contiguous
         threads = torch.get_num_threads()
         n = max(k for k in range(1, threads + 1) if d_out % k == 0)  # blocks of equal width
         if n == 1:
