@@ -113,13 +113,17 @@ def strip_wrapper_prefixes(state_dict: dict[str, torch.Tensor]) -> dict[str, tor
     return clean
 
 
-def model_from_checkpoint(ckpt: dict, path: str | os.PathLike = "checkpoint") -> MiniLM:
-    """Rebuild the model the checkpoint describes and load its weights (float32, CPU)."""
+def model_from_checkpoint(
+    ckpt: dict, path: str | os.PathLike = "checkpoint", *, attention: str = "fused"
+) -> MiniLM:
+    """Rebuild the model the checkpoint describes and load its weights (float32, CPU).
+
+    `attention` is the kernel the model computes attention with (see `MiniLM`)."""
     try:
         config = ModelConfig(**ckpt["model_config"])
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"{path}: incompatible model config: {err}") from None
-    model = MiniLM(config)
+    model = MiniLM(config, attention=attention)
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as err:

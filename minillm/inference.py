@@ -16,14 +16,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from minillm.data import (
-    decode_utf8,
-    encode_for_classification,
-    encode_labeled,
-    pad_batch,
-    read_posts,
-    split_lines,
-)
+from minillm.data import encode_for_classification, label_ids, pad_batch
+from minillm.formats import decode_utf8, read_posts, split_lines
 from minillm.device import autocast
 from minillm.metrics import classification_metrics
 from minillm.normalize import normalize_post
@@ -139,9 +133,8 @@ def generate_text(
     idx = torch.tensor([context], dtype=torch.long, device=device)
     new: list[int] = []
     shown = ""
-    steps = model.stream(
-        idx, max_new_tokens, temperature, top_k, top_p, generator, tokenizer.eos_id, use_cache
-    )
+    steps = model.stream(idx, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+                         generator=generator, eos_id=tokenizer.eos_id, use_cache=use_cache)  # fmt: skip
     for next_id in steps:
         token = int(next_id)
         if token == tokenizer.eos_id:
@@ -219,7 +212,8 @@ def labeled_probabilities(
     posts = [p for p in result.posts if p.label is not None]
     if not posts:
         raise ValueError(f"no labeled posts in {', '.join(map(str, paths))}")
-    encoded, labels = encode_labeled(posts, tokenizer, label_names, model.config.block_size)
+    labels = label_ids(posts, label_names)
+    encoded = encode_for_classification([p.text for p in posts], tokenizer, model.config.block_size)
     return predict_proba(model, encoded, tokenizer.pad_id), labels
 
 

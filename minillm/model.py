@@ -28,6 +28,12 @@ from torch import nn
 # -----------------------------------------------------------------------------
 # Configuration
 
+# The architecture choices, each measured in BENCHMARKS.md; the first is minillm's default.
+POSITIONS = ("rope", "learned")  # rotate q and k by position, or add a position embedding
+NORMS = ("rmsnorm", "layernorm")  # scale only, or centre then scale + shift
+MLPS = ("relu2", "gelu")  # relu(x)^2, or GELU (tanh approximation)
+KERNELS = ("fused", "explicit")  # F.scaled_dot_product_attention, or `attention` below
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -64,11 +70,7 @@ class ModelConfig:
             raise ValueError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout}")
         if self.n_classes < 0:
             raise ValueError(f"ModelConfig.n_classes must be >= 0, got {self.n_classes}")
-        for name, allowed in (
-            ("pos", ("rope", "learned")),
-            ("norm", ("rmsnorm", "layernorm")),
-            ("mlp", ("relu2", "gelu")),
-        ):
+        for name, allowed in (("pos", POSITIONS), ("norm", NORMS), ("mlp", MLPS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(
                     f"ModelConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}"
@@ -120,6 +122,18 @@ def attention(
 def causal_mask(t_query: int, t_past: int, device: torch.device | None = None) -> torch.Tensor:
     """(Tq, t_past + Tq) boolean: query i, at position t_past + i, sees keys 0 .. t_past + i."""
     return torch.ones(t_query, t_past + t_query, dtype=torch.bool, device=device).tril(t_past)
+
+
+def padding_mask(attention_mask: torch.Tensor) -> torch.Tensor:
+    """(B, T) real-token mask -> (B, 1, T, T) attention mask: causal, and keys must be real.
+
+    A padding position may still attend to itself, so no row of the mask is ever empty and
+    the fused kernel never sees a 0/0 softmax; padding outputs are never pooled anyway.
+    """
+    B, T = attention_mask.shape
+    causal = causal_mask(T, 0, attention_mask.device)  # (T, T)
+    diagonal = torch.eye(T, dtype=torch.bool, device=attention_mask.device)
+    return (causal & attention_mask[:, None, None, :]) | diagonal  # (B, 1, T, T)
 
 
 # -----------------------------------------------------------------------------
@@ -183,22 +197,28 @@ def make_norm(config: ModelConfig) -> nn.Module:
 
 
 class CausalSelfAttention(nn.Module):
-    """Multi-head attention in five steps: project, split heads, attend, merge, project."""
+    """Multi-head attention in five steps: project, split heads, attend, merge, project.
 
-    def __init__(self, config: ModelConfig, layer: int) -> None:
+    `kernel` picks how step 3 is computed: "fused" is torch's scaled_dot_product_attention,
+    the same math as `attention` above (tested equal, forward and backward) but faster and
+    lighter on memory; "explicit" is `attention` itself.
+    """
+
+    def __init__(self, config: ModelConfig, layer: int, kernel: str = "fused") -> None:
         super().__init__()
+        if kernel not in KERNELS:
+            raise ValueError(f"attention kernel must be one of {KERNELS}, got {kernel!r}")
         self.config = config
         self.layer = layer  # which slot of the KV cache is ours
+        self.kernel = kernel
         self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd, bias=False)
         self.proj = nn.Linear(config.n_embd, config.n_embd, bias=False)
         self.resid_dropout = nn.Dropout(config.dropout)
-        # True: torch's fused scaled_dot_product_attention, the same math as `attention`
-        # above (tested equal, forward and backward) but faster and lighter on memory.
-        self.fast = True
 
     def forward(self, x, rope, mask=None, cache: KVCache | None = None) -> torch.Tensor:
-        """x: (B, T, C); rope: (cos, sin) for these T positions or None; mask: (B, 1, T, T)
-        boolean or None for plain causal attention; cache: earlier keys and values, or None."""
+        """x: (B, T, C); rope: (cos, sin) for these T positions or None; mask: boolean,
+        broadcastable to (B, nh, T, past + T), or None for plain causal attention over the T
+        positions (a single query then sees every key); cache: earlier keys and values."""
         B, T, C = x.shape
         nh, hs = self.config.n_head, self.config.head_size
         # 1. project every token to a query, a key and a value
@@ -209,26 +229,18 @@ class CausalSelfAttention(nn.Module):
         v = v.view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
         if rope is not None:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-        past = 0
         if cache is not None:
-            past = cache.length
             k, v = cache.update(self.layer, k, v)  # (B, nh, past + T, hs)
         # 3. attend: each head mixes the values of the positions it may see
-        if mask is None and past > 0 and T > 1:  # a chunk after a cached prefix
-            mask = causal_mask(T, past, x.device)
         dropout_p = self.config.dropout if self.training else 0.0
-        if self.fast:
+        causal = mask is None and T > 1
+        if self.kernel == "fused":
             y = F.scaled_dot_product_attention(
-                q,
-                k,
-                v,
-                attn_mask=mask,
-                is_causal=mask is None and past == 0 and T > 1,
-                dropout_p=dropout_p,
-            )
-        else:
-            if mask is None and past == 0:
-                mask = causal_mask(T, 0, x.device)
+                q, k, v, attn_mask=mask, is_causal=causal, dropout_p=dropout_p
+            )  # (B, nh, T, hs)
+        else:  # the formula as written above, with the mask made explicit
+            if causal:
+                mask = causal_mask(T, 0, x.device)  # (T, T)
             y = attention(q, k, v, mask, dropout_p)
         # 4. merge the heads back side by side
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C)
@@ -255,10 +267,10 @@ class MLP(nn.Module):
 class Block(nn.Module):
     """Pre-norm residual block: x + attn(norm(x)), then x + mlp(norm(x))."""
 
-    def __init__(self, config: ModelConfig, layer: int) -> None:
+    def __init__(self, config: ModelConfig, layer: int, kernel: str = "fused") -> None:
         super().__init__()
         self.norm1 = make_norm(config)
-        self.attn = CausalSelfAttention(config, layer)
+        self.attn = CausalSelfAttention(config, layer, kernel)
         self.norm2 = make_norm(config)
         self.mlp = MLP(config)
 
@@ -268,207 +280,7 @@ class Block(nn.Module):
 
 
 # -----------------------------------------------------------------------------
-# The model
-
-
-class MiniLM(nn.Module):
-    """Token embedding -> n_layer blocks -> final norm, with two heads on that trunk:
-
-    * `forward(idx)` gives next-token logits (B, T, V) -- the language model;
-    * `classify(idx, attention_mask)` averages the trunk's states over each post's real
-      tokens and maps the average to class scores (B, K) -- the sentiment head.
-    """
-
-    def __init__(self, config: ModelConfig) -> None:
-        super().__init__()
-        self.config = config
-        self.tok_emb = nn.Embedding(config.vocab_size, config.n_embd)
-        if config.pos == "learned":
-            self.pos_emb = nn.Embedding(config.block_size, config.n_embd)
-        else:
-            cos, sin = rope_tables(config)  # derived from the config, so not saved
-            self.register_buffer("rope_cos", cos, persistent=False)
-            self.register_buffer("rope_sin", sin, persistent=False)
-        self.dropout = nn.Dropout(config.dropout)
-        self.blocks = nn.ModuleList(Block(config, i) for i in range(config.n_layer))
-        self.norm = make_norm(config)
-        # The LM head shares its weights with the token embedding ("weight tying"): the same
-        # vector represents a token going in and scores it coming out; it saves V*C weights.
-        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-        self.lm_head.weight = self.tok_emb.weight
-        self.cls_head = nn.Linear(config.n_embd, config.n_classes) if config.n_classes else None
-        self.apply(self._init_weights)
-        # GPT-2: each block adds two branches to the residual stream; scaling their output
-        # projections by 1/sqrt(2 * n_layer) keeps the stream's variance from growing with depth.
-        for name, p in self.named_parameters():
-            if name.endswith(("attn.proj.weight", "mlp.down.weight")):
-                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
-
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        # Small normal weights (std 0.02, as GPT-2) keep the first logits near uniform, so
-        # the initial loss is about ln(V); biases start at zero; norms start as identity.
-        if isinstance(module, nn.Linear | nn.Embedding):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            nn.init.zeros_(module.bias)
-
-    def num_params(self) -> int:
-        """Trainable parameters, each counted once (the tied LM head is not counted twice)."""
-        return sum(p.numel() for p in self.parameters())
-
-    # -- the trunk ------------------------------------------------------------
-
-    def trunk(
-        self,
-        idx: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        cache: KVCache | None = None,
-    ) -> torch.Tensor:
-        """Token ids (B, T) -> final-normed hidden states (B, T, C).
-
-        `attention_mask` (B, T), True for real tokens, right-padded; `cache` holds the
-        keys and values of earlier positions (generation), which shifts every position.
-        """
-        self._check_ids(idx)
-        B, T = idx.shape
-        past = cache.length if cache is not None else 0
-        if past + T > self.config.block_size:
-            raise ValueError(
-                f"sequence of {past + T} tokens is longer than block_size={self.config.block_size}"
-            )
-        x = self.tok_emb(idx)  # (B, T, C)
-        rope = None
-        if self.config.pos == "learned":
-            x = x + self.pos_emb(torch.arange(past, past + T, device=idx.device))  # (B, T, C)
-        else:
-            rope = (self.rope_cos[past : past + T], self.rope_sin[past : past + T])
-        x = self.dropout(x)
-        mask = None if attention_mask is None else padding_mask(attention_mask)
-        for block in self.blocks:
-            x = block(x, rope, mask, cache)
-        if cache is not None:
-            cache.length += T
-        return self.norm(x)  # (B, T, C)
-
-    def _check_ids(self, idx: torch.Tensor) -> None:
-        if idx.dim() != 2 or idx.dtype != torch.long:
-            raise ValueError(f"idx must be a (B, T) LongTensor, got {tuple(idx.shape)} {idx.dtype}")
-        if idx.numel() and (idx.min() < 0 or idx.max() >= self.config.vocab_size):
-            raise ValueError(
-                f"token ids must lie in [0, {self.config.vocab_size}), "
-                f"got min {int(idx.min())} and max {int(idx.max())}"
-            )
-
-    # -- the two heads ----------------------------------------------------------
-
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        """Next-token logits (B, T, V): logits[:, t] scores the token after idx[:, t]."""
-        return self.lm_head(self.trunk(idx))
-
-    def classify(self, idx: torch.Tensor, attention_mask: torch.Tensor | None = None):
-        """Class scores (B, K) from the mean of the trunk's states over each post's real tokens.
-
-        `attention_mask` (B, T) is 1/True on real tokens, which come first (right padding).
-        A padded position is never attended to and never averaged, so padding cannot change
-        a prediction; a row of only padding scores as the zero vector would, without NaN.
-        """
-        if self.cls_head is None:
-            raise ValueError("this model has no classification head (n_classes=0)")
-        if attention_mask is None:
-            attention_mask = torch.ones_like(idx, dtype=torch.bool)
-        attention_mask = attention_mask.bool()
-        if attention_mask.shape != idx.shape:
-            raise ValueError(
-                f"attention_mask {tuple(attention_mask.shape)} must match idx {tuple(idx.shape)}"
-            )
-        if (attention_mask[:, 1:] & ~attention_mask[:, :-1]).any():
-            raise ValueError("attention_mask must be right-padded: real tokens first, then padding")
-        h = self.trunk(idx, attention_mask)  # (B, T, C)
-        m = attention_mask.unsqueeze(-1).to(h.dtype)  # (B, T, 1)
-        pooled = (h * m).sum(dim=1) / m.sum(dim=1).clamp(min=1.0)  # (B, C)
-        return self.cls_head(pooled)  # (B, K)
-
-    # -- generation -----------------------------------------------------------
-
-    @torch.no_grad()
-    def generate(
-        self,
-        idx: torch.Tensor,
-        max_new_tokens: int,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
-        generator: torch.Generator | None = None,
-        eos_id: int | None = None,
-        use_cache: bool = True,
-    ) -> torch.Tensor:
-        """Append up to `max_new_tokens` sampled tokens to idx (B, T); returns (B, T + new).
-
-        A row that emits `eos_id` is finished and padded with eos_id; generation stops
-        early once every row is finished. See `stream` for how the cache is used.
-        """
-        steps = self.stream(
-            idx, max_new_tokens, temperature, top_k, top_p, generator, eos_id, use_cache
-        )
-        return torch.cat([idx, *steps], dim=1)
-
-    @torch.no_grad()
-    def stream(
-        self,
-        idx: torch.Tensor,
-        max_new_tokens: int,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
-        generator: torch.Generator | None = None,
-        eos_id: int | None = None,
-        use_cache: bool = True,
-    ) -> Iterator[torch.Tensor]:
-        """Yield the new tokens (B, 1) one step at a time; arguments as for `generate`.
-
-        The model sees the last block_size tokens. With the cache, the prompt is run once
-        (prefill) and then each step feeds only the newest token. Once the text outgrows
-        block_size the window slides, every position shifts and the cache is rebuilt from
-        the window each step, so the output stays identical to `use_cache=False`.
-        """
-        if max_new_tokens < 0:
-            raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
-        if idx.size(1) == 0:
-            raise ValueError("generation needs a prompt of at least one token")
-        self._check_ids(idx)
-        block = self.config.block_size
-        cache = None
-        done = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
-        for _ in range(max_new_tokens):
-            if not use_cache:
-                h = self.trunk(idx[:, -block:])
-            elif cache is None or idx.size(1) > block:  # prefill, or the window slid
-                cache = KVCache(self.config, idx.size(0), idx.device, self.tok_emb.weight.dtype)
-                h = self.trunk(idx[:, -block:], cache=cache)
-            else:
-                h = self.trunk(idx[:, -1:], cache=cache)  # one new position
-            logits = self.lm_head(h[:, -1])  # (B, V): only the last position is needed
-            next_id = sample_next_token(logits, temperature, top_k, top_p, generator)  # (B, 1)
-            if eos_id is not None:
-                next_id = next_id.masked_fill(done.unsqueeze(1), eos_id)
-                done |= next_id.squeeze(1) == eos_id
-            idx = torch.cat((idx, next_id), dim=1)
-            yield next_id
-            if eos_id is not None and done.all():
-                return
-
-
-def padding_mask(attention_mask: torch.Tensor) -> torch.Tensor:
-    """(B, T) real-token mask -> (B, 1, T, T) attention mask: causal, and keys must be real.
-
-    A padding position may still attend to itself, so no row of the mask is ever empty and
-    the fused kernel never sees a 0/0 softmax; padding outputs are never pooled anyway.
-    """
-    B, T = attention_mask.shape
-    causal = causal_mask(T, 0, attention_mask.device)  # (T, T)
-    diagonal = torch.eye(T, dtype=torch.bool, device=attention_mask.device)
-    return (causal & attention_mask[:, None, None, :]) | diagonal  # (B, 1, T, T)
+# Picking the next token
 
 
 def sample_next_token(
@@ -507,3 +319,197 @@ def sample_next_token(
         logits = logits.masked_fill(drop, float("-inf"))
     probs = logits.softmax(dim=-1)
     return torch.multinomial(probs.cpu(), 1, generator=generator).to(logits.device)
+
+
+# -----------------------------------------------------------------------------
+# The model
+
+
+class MiniLM(nn.Module):
+    """Token embedding -> n_layer blocks -> final norm, with two heads on that trunk:
+
+    * `forward(idx)` gives next-token logits (B, T, V) -- the language model;
+    * `classify(idx, attention_mask)` averages the trunk's states over each post's real
+      tokens and maps the average to class scores (B, K) -- the sentiment head.
+    """
+
+    def __init__(self, config: ModelConfig, *, attention: str = "fused") -> None:
+        """`attention`: "fused" or "explicit", the kernel of every block (see
+        `CausalSelfAttention`); the weights and the outputs are the same either way."""
+        super().__init__()
+        self.config = config
+        self.attention_kernel = attention
+        self.tok_emb = nn.Embedding(config.vocab_size, config.n_embd)
+        if config.pos == "learned":
+            self.pos_emb = nn.Embedding(config.block_size, config.n_embd)
+        else:
+            cos, sin = rope_tables(config)  # derived from the config, so not saved
+            self.register_buffer("rope_cos", cos, persistent=False)
+            self.register_buffer("rope_sin", sin, persistent=False)
+        self.dropout = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config, i, attention) for i in range(config.n_layer))
+        self.norm = make_norm(config)
+        # The LM head shares its weights with the token embedding ("weight tying"): the same
+        # vector represents a token going in and scores it coming out; it saves V*C weights.
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.lm_head.weight = self.tok_emb.weight
+        self.cls_head = nn.Linear(config.n_embd, config.n_classes) if config.n_classes else None
+        self.apply(self._init_weights)
+        # GPT-2: each block adds two branches to the residual stream; scaling their output
+        # projections by 1/sqrt(2 * n_layer) keeps the stream's variance from growing with depth.
+        for name, p in self.named_parameters():
+            if name.endswith(("attn.proj.weight", "mlp.down.weight")):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        # Small normal weights (std 0.02, as GPT-2) keep the first logits near uniform, so
+        # the initial loss is about ln(V); biases start at zero; norms start as identity.
+        if isinstance(module, nn.Linear | nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def num_params(self) -> int:
+        """Trainable parameters, each counted once (the tied LM head is not counted twice)."""
+        return sum(p.numel() for p in self.parameters())
+
+    # -- the trunk ------------------------------------------------------------
+
+    def trunk(
+        self,
+        idx: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        cache: KVCache | None = None,
+    ) -> torch.Tensor:
+        """Token ids (B, T) -> final-normed hidden states (B, T, C).
+
+        `attention_mask` (B, T), True for real tokens, right-padded; `cache` holds the
+        keys and values of earlier positions (generation), which shifts every position.
+        Checks shapes only: the entry points (`forward`, `classify`, `stream`) check values.
+        """
+        if idx.dim() != 2 or idx.dtype != torch.long:
+            raise ValueError(f"idx must be a (B, T) LongTensor, got {tuple(idx.shape)} {idx.dtype}")
+        B, T = idx.shape
+        past = cache.length if cache is not None else 0
+        if past + T > self.config.block_size:
+            raise ValueError(
+                f"sequence of {past + T} tokens is longer than block_size={self.config.block_size}"
+            )
+        x = self.tok_emb(idx)  # (B, T, C)
+        rope = None
+        if self.config.pos == "learned":
+            x = x + self.pos_emb(torch.arange(past, past + T, device=idx.device))  # (B, T, C)
+        else:
+            rope = (self.rope_cos[past : past + T], self.rope_sin[past : past + T])
+        x = self.dropout(x)
+        # One mask for every layer; None is plain causal attention, which both kernels
+        # do without one.
+        if attention_mask is not None:
+            mask = padding_mask(attention_mask)  # (B, 1, T, T)
+        elif past > 0 and T > 1:  # a chunk of queries after a cached prefix
+            mask = causal_mask(T, past, idx.device)  # (T, past + T)
+        else:
+            mask = None
+        for block in self.blocks:
+            x = block(x, rope, mask, cache)
+        if cache is not None:
+            cache.length += T
+        return self.norm(x)  # (B, T, C)
+
+    def _check_token_ids(self, idx: torch.Tensor) -> None:
+        """Every id within the vocabulary (a host sync on a GPU: entry points only)."""
+        if idx.numel() and (idx.min() < 0 or idx.max() >= self.config.vocab_size):
+            raise ValueError(
+                f"token ids must lie in [0, {self.config.vocab_size}), "
+                f"got min {int(idx.min())} and max {int(idx.max())}"
+            )
+
+    # -- the two heads ----------------------------------------------------------
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        """Next-token logits (B, T, V): logits[:, t] scores the token after idx[:, t]."""
+        self._check_token_ids(idx)
+        return self.lm_head(self.trunk(idx))
+
+    def classify(self, idx: torch.Tensor, attention_mask: torch.Tensor | None = None):
+        """Class scores (B, K) from the mean of the trunk's states over each post's real tokens.
+
+        `attention_mask` (B, T) is 1/True on real tokens, which come first (right padding).
+        A padded position is never attended to and never averaged, so padding cannot change
+        a prediction; a row of only padding scores as the zero vector would, without NaN.
+        """
+        if self.cls_head is None:
+            raise ValueError("this model has no classification head (n_classes=0)")
+        if attention_mask is None:
+            attention_mask = torch.ones_like(idx, dtype=torch.bool)
+        attention_mask = attention_mask.bool()
+        if attention_mask.shape != idx.shape:
+            raise ValueError(
+                f"attention_mask {tuple(attention_mask.shape)} must match idx {tuple(idx.shape)}"
+            )
+        if (attention_mask[:, 1:] & ~attention_mask[:, :-1]).any():
+            raise ValueError("attention_mask must be right-padded: real tokens first, then padding")
+        self._check_token_ids(idx)
+        h = self.trunk(idx, attention_mask)  # (B, T, C)
+        m = attention_mask.unsqueeze(-1).to(h.dtype)  # (B, T, 1)
+        pooled = (h * m).sum(dim=1) / m.sum(dim=1).clamp(min=1.0)  # (B, C)
+        return self.cls_head(pooled)  # (B, K)
+
+    # -- generation -----------------------------------------------------------
+
+    @torch.no_grad()
+    def generate(self, idx: torch.Tensor, max_new_tokens: int, **options) -> torch.Tensor:
+        """Append up to `max_new_tokens` sampled tokens to idx (B, T); returns (B, T + new).
+
+        A row that emits `eos_id` is finished and padded with eos_id; generation stops
+        early once every row is finished. The options are those of `stream`.
+        """
+        return torch.cat([idx, *self.stream(idx, max_new_tokens, **options)], dim=1)
+
+    @torch.no_grad()
+    def stream(
+        self,
+        idx: torch.Tensor,
+        max_new_tokens: int,
+        *,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        generator: torch.Generator | None = None,
+        eos_id: int | None = None,
+        use_cache: bool = True,
+    ) -> Iterator[torch.Tensor]:
+        """Yield the new tokens (B, 1) one step at a time, each picked by `sample_next_token`
+        with `temperature`, `top_k`, `top_p` and `generator`.
+
+        The model sees the last block_size tokens. With the cache, the prompt is run once
+        (prefill) and then each step feeds only the newest token. Once the text outgrows
+        block_size the window slides, every position shifts and the cache is rebuilt from
+        the window each step, so the output stays identical to `use_cache=False`.
+        """
+        if max_new_tokens < 0:
+            raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+        if idx.size(1) == 0:
+            raise ValueError("generation needs a prompt of at least one token")
+        self._check_token_ids(idx)  # the prompt; the model's own tokens are in range
+        block = self.config.block_size
+        cache = None
+        done = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
+        for _ in range(max_new_tokens):
+            if not use_cache:
+                h = self.trunk(idx[:, -block:])
+            elif cache is None or idx.size(1) > block:  # prefill, or the window slid
+                cache = KVCache(self.config, idx.size(0), idx.device, self.tok_emb.weight.dtype)
+                h = self.trunk(idx[:, -block:], cache=cache)
+            else:
+                h = self.trunk(idx[:, -1:], cache=cache)  # one new position
+            logits = self.lm_head(h[:, -1])  # (B, V): only the last position is needed
+            next_id = sample_next_token(logits, temperature, top_k, top_p, generator)  # (B, 1)
+            if eos_id is not None:
+                next_id = next_id.masked_fill(done.unsqueeze(1), eos_id)
+                done |= next_id.squeeze(1) == eos_id
+            idx = torch.cat((idx, next_id), dim=1)
+            yield next_id
+            if eos_id is not None and done.all():
+                return

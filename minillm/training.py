@@ -1,18 +1,15 @@
-"""Training: the configuration, the presets, and one plain loop for both tasks.
+"""Training: one plain loop for both tasks, and the pieces it is made of.
 
-Holds: `TrainConfig` (every setting, frozen and saved in each checkpoint), the named size
-presets, AdamW with weight decay on matrices only, warm-up then cosine learning rate,
-gradient accumulation, gradient clipping, periodic evaluation, keep-best checkpoints,
-early stopping, resume, a wall-clock budget, the metrics log and the plots.
+Holds: AdamW with weight decay on matrices only, warm-up then cosine learning rate, the
+loss, the attention kernel for the training precision, `train_step` (one optimizer step
+with gradient accumulation and clipping; the benchmarks call it too), evaluation,
+`RunState` (step, best score, time spent: what a checkpoint saves and --resume restores),
+the metrics log, and `train`: keep-best checkpoints, early stopping, resume, a wall-clock
+budget, Ctrl-C, torchrun.
 
-Leaves out: argument parsing (train.py), data reading and tokenisation (minillm.data,
-minillm.tokenizer), the checkpoint file format (minillm.checkpoint) and the process group
-set-up for torchrun (minillm.distributed).
-
-Batches are a pure function of (seed, step): step s of an LM run reads random windows
-drawn from a generator seeded with (seed, s); a sentiment run walks seeded per-epoch
-permutations of the posts. So a resumed run draws exactly the batches it would have
-drawn, and under torchrun every rank slices its share out of the same global batch.
+Leaves out: the settings (minillm.config), argument parsing (train.py), reading, splitting
+and batching the data (minillm.formats, minillm.data), the checkpoint file format
+(minillm.checkpoint) and the process group set-up for torchrun (minillm.distributed).
 """
 
 from __future__ import annotations
@@ -24,7 +21,7 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -39,17 +36,8 @@ from minillm.checkpoint import (
     model_from_checkpoint,
     save_checkpoint,
 )
-from minillm.data import (
-    class_counts,
-    class_weights,
-    collate,
-    encode_labeled,
-    encode_stream,
-    lm_batch,
-    read_posts,
-    train_val_split,
-    utf8_bytes,
-)
+from minillm.config import MODEL_FIELDS, TrainConfig
+from minillm.data import Dataset, class_counts, class_weights, prepare_data, train_batch
 from minillm.device import (
     autocast,
     configure_backends,
@@ -60,117 +48,8 @@ from minillm.device import (
 )
 from minillm.inference import predict_proba
 from minillm.metrics import classification_metrics, format_report, lm_metrics
-from minillm.model import MiniLM, ModelConfig
+from minillm.model import MiniLM
 from minillm.tokenizer import Tokenizer
-
-# -----------------------------------------------------------------------------
-# Presets: named model sizes with the training settings that suit them. Speeds are
-# training tokens/s on 2 Zen 4 cores in float32 (see BENCHMARKS.md).
-
-PRESETS: dict[str, dict] = {
-    # 0.13M parameters; for tests and smoke runs, seconds.
-    "tiny": dict(n_layer=2, n_head=2, n_embd=64, block_size=64, vocab_size=512,
-                 batch_size=16, lr=3e-3, dropout=0.0, max_steps=200),
-    # 1.05M parameters; `python train.py` on the bundled corpus in about two minutes.
-    "small": dict(n_layer=4, n_head=4, n_embd=128, block_size=128, vocab_size=2048,
-                  batch_size=32, lr=2e-3, dropout=0.1, max_steps=300),
-    # 5.25M parameters; the reference size of BENCHMARKS.md, built the minillm way.
-    "medium": dict(n_layer=4, n_head=4, n_embd=256, block_size=128, vocab_size=8192,
-                   batch_size=32, lr=2e-3, dropout=0.0, max_steps=2000),
-    # The same size built the GPT-2 way: the baseline every benchmark compares against.
-    "gpt2-baseline": dict(n_layer=4, n_head=4, n_embd=256, block_size=128, vocab_size=8192,
-                          batch_size=32, lr=1e-3, dropout=0.0, max_steps=2000, pos="learned",
-                          norm="layernorm", mlp="gelu"),
-    # GPT-2 small: 12 x 12 x 768, block 1024; 110M parameters with this vocabulary. For GPUs.
-    "gpt2-small": dict(n_layer=12, n_head=12, n_embd=768, block_size=1024, vocab_size=32768,
-                       batch_size=64, lr=6e-4, dropout=0.0, max_steps=5000),
-}  # fmt: skip
-
-MODEL_FIELDS = ("n_layer", "n_head", "n_embd", "block_size", "dropout", "pos", "norm", "mlp")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """One training run. None means "take it from the preset"."""
-
-    task: str = "lm"  # "lm": next-token prediction; "sentiment": the classification head
-    data: tuple[str, ...] = ("data",)  # files or folders of posts, any supported format
-    val: tuple[str, ...] = ()  # explicit validation data; empty = hold out val_fraction
-    val_fraction: float = 0.1  # share of the posts held out when no --val is given
-    data_splits: tuple[str, ...] = ("train",)  # splits of TweetEval folders --data reads
-    out: str = "out"  # directory for checkpoints, metrics.jsonl and plots
-    preset: str = "small"  # a key of PRESETS
-    init_from: str | None = None  # LM checkpoint whose trunk and tokenizer start a run
-    resume: bool = False  # continue out/last.pt
-    seed: int = 1337
-    # data and tokenizer
-    tokenizer: str = "bpe"  # "bpe" (byte-level BPE) or "char" (characters, for teaching)
-    vocab_size: int | None = None  # BPE vocabulary size, special tokens included
-    text_field: str = "text"  # column/field holding the post in CSV and JSONL files
-    label_field: str = "label"  # column/field holding the label
-    normalize: bool = True  # @user, http, HTML entities, NFC (the TweetEval convention)
-    class_weights: bool = False  # weight the sentiment loss by inverse class frequency
-    # model (None = preset)
-    n_layer: int | None = None
-    n_head: int | None = None
-    n_embd: int | None = None
-    block_size: int | None = None
-    dropout: float | None = None
-    pos: str | None = None
-    norm: str | None = None
-    mlp: str | None = None
-    # optimisation
-    batch_size: int | None = None  # sequences per optimizer step, all ranks together
-    grad_accum: int = 1  # split each batch into this many micro-batches (same maths)
-    lr: float | None = None  # peak learning rate
-    min_lr_ratio: float = 0.1  # the cosine decays to lr * min_lr_ratio
-    warmup_steps: int = 50
-    weight_decay: float = 0.1  # on weight matrices only, not on norms, biases, embeddings
-    beta1: float = 0.9
-    beta2: float = 0.95
-    grad_clip: float = 1.0  # clip the global gradient norm to this; 0 = off
-    ema: float = 0.0  # evaluate and save an exponential moving average of the weights; 0 = off
-    max_steps: int | None = None  # optimizer steps (default: from the preset)
-    max_minutes: float | None = None  # wall-clock budget; stops cleanly when spent
-    eval_interval: int = 100  # steps between evaluations (and checkpoints)
-    patience: int = 0  # sentiment: stop after this many evals without improvement; 0 = off
-    log_interval: int = 10
-    # hardware
-    device: str = "auto"
-    dtype: str = "auto"
-    compile: bool = False
-    num_threads: int | None = None  # CPU threads for torch; None = torch's default
-
-    def __post_init__(self) -> None:
-        if self.task not in ("lm", "sentiment"):
-            raise ValueError(f"--task must be lm or sentiment, got {self.task!r}")
-        if self.preset not in PRESETS:
-            raise ValueError(f"--preset must be one of {', '.join(PRESETS)}, got {self.preset!r}")
-        if self.tokenizer not in ("bpe", "char"):
-            raise ValueError(f"--tokenizer must be bpe or char, got {self.tokenizer!r}")
-        for name in ("grad_accum", "max_steps", "eval_interval", "log_interval"):
-            if (getattr(self, name) or 1) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
-        if not 0.0 < self.val_fraction < 1.0:
-            raise ValueError(f"--val-fraction must be in (0, 1), got {self.val_fraction}")
-        if self.max_minutes is not None and self.max_minutes <= 0:
-            raise ValueError(f"--max-minutes must be > 0, got {self.max_minutes}")
-        if not 0.0 <= self.ema < 1.0:
-            raise ValueError(f"--ema must be in [0, 1), got {self.ema}")
-        if self.resume and self.init_from:
-            raise ValueError("--resume and --init-from exclude each other")
-
-    def get(self, name: str):
-        """A setting, falling back to the preset where the run leaves it None."""
-        value = getattr(self, name, None)
-        return PRESETS[self.preset].get(name) if value is None else value
-
-    def resolved(self) -> TrainConfig:
-        """This config with every setting the run leaves to the preset filled in from it."""
-        preset = PRESETS[self.preset]
-        names = [f.name for f in fields(self) if getattr(self, f.name) is None and f.name in preset]
-        return replace(self, **{name: preset[name] for name in names})
-
 
 # -----------------------------------------------------------------------------
 # Learning rate and optimizer
@@ -180,13 +59,17 @@ def lr_at(progress: float, step: int, cfg: TrainConfig) -> float:
     """Linear warm-up over warmup_steps, then a cosine from lr down to lr * min_lr_ratio.
 
     `progress` in [0, 1] is how much of the run is done: steps / max_steps, or the share of
-    the wall-clock budget spent, whichever is larger.
+    the wall-clock budget spent, whichever is larger. `cfg` is resolved (see TrainConfig).
     """
-    peak = cfg.get("lr")
     if step < cfg.warmup_steps:
-        return peak * (step + 1) / cfg.warmup_steps
-    floor = peak * cfg.min_lr_ratio
-    return floor + 0.5 * (peak - floor) * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    floor = cfg.lr * cfg.min_lr_ratio
+    return floor + 0.5 * (cfg.lr - floor) * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
 
 
 def make_optimizer(model: MiniLM, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
@@ -205,9 +88,7 @@ def make_optimizer(model: MiniLM, cfg: TrainConfig, device: torch.device) -> tor
         {"params": no_decay, "weight_decay": 0.0},
     ]
     fused = device.type == "cuda"  # one kernel for the whole update
-    return torch.optim.AdamW(
-        groups, lr=cfg.get("lr"), betas=(cfg.beta1, cfg.beta2), fused=fused or None
-    )
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=fused or None)
 
 
 # -----------------------------------------------------------------------------
@@ -217,11 +98,11 @@ def make_optimizer(model: MiniLM, cfg: TrainConfig, device: torch.device) -> tor
 def summed_cross_entropy(logits, targets, weight=None) -> torch.Tensor:
     """Sum over rows of -weight[y] * log softmax(logits)[y]; logits (N, V), targets (N,).
 
-    bfloat16 logits stay bfloat16. Autocast would copy them to float32 first, and on the
-    CPU that copy, a float32 log-softmax and its backward over B*T x V values cost about
-    15% of a bf16 training step (BENCHMARKS.md). Only the per-row losses are summed in
-    float32: a bfloat16 sum of thousands of terms would be too coarse. Every other dtype
-    runs in float32.
+    bfloat16 logits stay bfloat16: autocast would copy them to float32 first, and on the
+    CPU that copy, a float32 log-softmax and its backward cost a noticeable share of a
+    bf16 training step (BENCHMARKS.md). Only the per-row losses are summed in float32: a
+    bfloat16 sum of thousands of terms would be too coarse. Every other dtype runs in
+    float32.
     """
     if logits.dtype != torch.bfloat16:
         return F.cross_entropy(logits.float(), targets, weight=weight, reduction="sum")
@@ -232,61 +113,87 @@ def summed_cross_entropy(logits, targets, weight=None) -> torch.Tensor:
     return per_row.float().sum()
 
 
-def choose_attention_kernel(model: MiniLM, device: torch.device, dtype: torch.dtype) -> None:
-    """Train with the explicit attention where it is the faster kernel: bf16 on the CPU.
+def attention_kernel(device: torch.device, dtype: torch.dtype, block_size: int) -> str:
+    """The kernel to train with: "explicit" where it is faster (bf16 on the CPU), else "fused".
 
-    There the fused kernel's bf16 backward is slow at short blocks (1.08-1.17x faster
-    without it at block 128, BENCHMARKS.md). The explicit one holds a (B, nh, T, T) score
-    matrix, so long blocks keep the fused kernel. Both apply the same attention dropout.
+    There the fused kernel's bf16 backward is slow at short blocks (BENCHMARKS.md). The
+    explicit one holds a (B, nh, T, T) score matrix, so long blocks keep the fused kernel.
+    Both apply the same attention dropout.
     """
-    explicit = device.type == "cpu" and dtype == torch.bfloat16 and model.config.block_size <= 256
-    for block in model.blocks:
-        block.attn.fast = not explicit
+    explicit = device.type == "cpu" and dtype == torch.bfloat16 and block_size <= 256
+    return "explicit" if explicit else "fused"
+
+
+class Classifier(torch.nn.Module):
+    """The classification objective as a module whose forward is `classify` (for DDP and
+    torch.compile, which see `forward`)."""
+
+    def __init__(self, model: MiniLM) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, idx: torch.Tensor, attention_mask: torch.Tensor | None = None):
+        return self.model.classify(idx, attention_mask)
 
 
 # -----------------------------------------------------------------------------
-# Batches: a pure function of (seed, step)
+# One optimizer step
 
 
-def step_generator(seed: int, step: int) -> torch.Generator:
-    """The random stream of one step's batch: a function of (seed, step) alone."""
-    return torch.Generator().manual_seed(seed * 1_000_003 + step)
+def train_step(
+    net: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    inputs: tuple[torch.Tensor, ...],
+    targets: torch.Tensor,
+    *,
+    device: torch.device,
+    dtype: torch.dtype,
+    micro_batches: int = 1,
+    class_weights: torch.Tensor | None = None,
+    grad_clip: float = 1.0,
+    scaler: torch.amp.GradScaler | None = None,
+) -> float:
+    """One optimizer step on one batch; returns this process's mean loss over the batch.
+
+    `net`'s forward is the objective: the model for next-token logits (inputs (x,), targets
+    (B, T)), or a `Classifier` (inputs (ids, mask), targets (B,)); possibly wrapped by DDP
+    or torch.compile. The batch runs as `micro_batches` chunks, each forward and backward
+    on its own (DDP all-reduces only on the last), so a large batch fits in memory; the
+    summed gradients are exactly those of the whole batch. Then the gradient norm is
+    clipped to `grad_clip` (0 = off) and the optimizer steps. Set the learning rate first.
+    """
+    w = class_weights[targets.to(device)] if class_weights is not None else None
+    denom = float(targets.numel() if w is None else w.sum())  # the batch's (weighted) count
+    loss_sum = 0.0
+    micro_inputs = zip(*(t.chunk(micro_batches) for t in inputs), strict=True)
+    chunks = zip(micro_inputs, targets.chunk(micro_batches), strict=True)
+    for m, (chunk_inputs, chunk_targets) in enumerate(chunks):
+        with dist.maybe_no_sync(net, last=m == micro_batches - 1), autocast(device, dtype):
+            logits = net(*(t.to(device) for t in chunk_inputs))  # (b, T, V) or (b, K)
+            loss = summed_cross_entropy(
+                logits.flatten(0, -2), chunk_targets.to(device).flatten(), class_weights
+            )
+            # each micro-batch adds its share of the batch mean: the sum of the shares is
+            # exactly the full batch's mean loss, and so is its gradient
+            loss = loss / denom
+            (scaler.scale(loss) if scaler else loss).backward()
+        loss_sum += loss.item()
+    if scaler:
+        scaler.unscale_(optimizer)
+    if grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(net.parameters(), grad_clip)
+    if scaler:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return loss_sum
 
 
 def step_seed(seed: int, rank: int, step: int) -> int:
     """The seed of one step's dropout on one rank; ranks draw different masks."""
     return (seed * 1_000_003 + step) * 1_009 + rank + 1
-
-
-def epoch_indices(n_items: int, batch: int, seed: int, step: int) -> torch.Tensor:
-    """The post indices of batch `step` when walking seeded per-epoch shuffles in order."""
-    out, start = [], step * batch
-    while len(out) < batch:
-        epoch, offset = divmod(start, n_items)
-        perm = torch.randperm(n_items, generator=torch.Generator().manual_seed(seed + epoch))
-        take = perm[offset : offset + batch - len(out)]
-        out.extend(take.tolist())
-        start += len(take)
-    return torch.tensor(out)
-
-
-def rank_batch(prep: Prepared, cfg: TrainConfig, step: int, rank: int, world: int):
-    """This process's share of step `step`'s global batch: (model inputs, targets).
-
-    LM: inputs (x,), targets y, both (b, T). Sentiment: inputs (ids, mask), both (b, T),
-    right-padded, and targets the class ids (b,).
-    """
-    per_rank = cfg.batch_size // world
-    share = slice(rank * per_rank, (rank + 1) * per_rank)
-    if cfg.task == "sentiment":
-        idx = epoch_indices(len(prep.train_encoded), cfg.batch_size, cfg.seed, step)[share]
-        batch = collate([prep.train_encoded[i] for i in idx],
-                        [prep.train_labels[i] for i in idx], prep.tokenizer.pad_id)  # fmt: skip
-        return (batch.ids, batch.mask), batch.labels
-    x, y = lm_batch(
-        prep.train_stream, cfg.batch_size, cfg.block_size, step_generator(cfg.seed, step)
-    )
-    return (x[share],), y[share]
 
 
 # -----------------------------------------------------------------------------
@@ -323,7 +230,7 @@ def evaluate_lm(model, stream: np.ndarray, n_bytes: int, block: int, device, dty
     return lm_metrics(total_nll, n_tokens, n_bytes)
 
 
-def evaluate_sentiment(model, encoded, labels, label_names, pad_id, device, dtype) -> dict:
+def evaluate_classifier(model, encoded, labels, label_names, pad_id, device, dtype) -> dict:
     """Loss, accuracy, macro-recall (the SemEval metric), macro-F1, per-class recall."""
     probs = predict_proba(model, encoded, pad_id, device, dtype)
     target = torch.tensor(labels)
@@ -332,406 +239,338 @@ def evaluate_sentiment(model, encoded, labels, label_names, pad_id, device, dtyp
     return {"loss": loss, **metrics}
 
 
+def evaluate(model: MiniLM, dataset: Dataset, device, dtype) -> dict:
+    """The validation metrics of the run's task."""
+    if dataset.label_names:
+        return evaluate_classifier(model, dataset.val_ids, dataset.val_labels,
+                                   dataset.label_names, dataset.tokenizer.pad_id, device, dtype)  # fmt: skip
+    return evaluate_lm(model, dataset.val_stream, dataset.val_bytes, model.config.block_size,
+                       device, dtype)  # fmt: skip
+
+
 # -----------------------------------------------------------------------------
-# Data preparation
+# What a run carries from step to step, and its log
 
 
 @dataclass
-class Prepared:
-    """Everything the loop needs from the data, already tokenised."""
+class RunState:
+    """Where a run stands; saved in every checkpoint (as top-level keys), restored by --resume."""
 
-    tokenizer: Tokenizer
-    label_names: list[str] | None
-    train_stream: np.ndarray | None = None  # LM
-    val_stream: np.ndarray | None = None
-    val_bytes: int = 0
-    train_encoded: list[list[int]] = field(default_factory=list)  # sentiment
-    train_labels: list[int] = field(default_factory=list)
-    val_encoded: list[list[int]] = field(default_factory=list)
-    val_labels: list[int] = field(default_factory=list)
+    step: int = 0  # optimizer steps taken
+    elapsed_s: float = 0.0  # training seconds spent, over every session of the run
+    best_metric: float | None = None  # the best validation score so far
+    best_step: int = -1  # the step that scored it (best.pt)
+    evals_since_best: int = 0  # evaluations since then, for --patience
 
+    @classmethod
+    def from_checkpoint(cls, ckpt: dict) -> RunState:
+        return cls(ckpt["step"], ckpt["elapsed_s"], ckpt["best_metric"], ckpt["best_step"],
+                   ckpt.get("evals_since_best", 0))  # fmt: skip
 
-def prepare_data(cfg: TrainConfig, tokenizer: Tokenizer | None, label_names, log) -> Prepared:
-    """Read, split, (train the tokenizer,) and encode the posts of the run."""
-    sentiment = cfg.task == "sentiment"
-    read_kw = dict(normalize=cfg.normalize, text_field=cfg.text_field, label_field=cfg.label_field)
-    labels = dict(label_names=label_names) if sentiment else dict(labels=False)
-    train = read_posts(list(cfg.data), split=list(cfg.data_splits), **labels, **read_kw)
-    log(train.summary())
-    if sentiment:
-        label_names = label_names or train.label_names
-        if not label_names:
-            raise ValueError(
-                f"--task sentiment needs labeled posts; {', '.join(cfg.data)} has none"
-            )
-    posts = [p for p in train.posts if p.label is not None] if sentiment else train.posts
-    if cfg.val:
-        if sentiment:  # validation labels must be the training labels
-            labels = dict(label_names=label_names)
-        val = read_posts(list(cfg.val), split="val", **labels, **read_kw)
-        log(val.summary())
-        train_posts, val_posts = without_val(posts, val.posts, log)
-    else:
-        train_posts, val_posts = train_val_split(posts, cfg.val_fraction, cfg.seed)
-    if sentiment:
-        val_posts = [p for p in val_posts if p.label is not None]
-    if not train_posts or not val_posts:
-        raise ValueError("not enough posts for a training and a validation set")
-    log(f"posts: {len(train_posts):,} train, {len(val_posts):,} validation")
-
-    if tokenizer is None:
-        t0 = time.time()
-        texts = [p.text for p in train_posts]
-        if cfg.tokenizer == "bpe":
-            tokenizer = Tokenizer.train_bpe(texts, vocab_size=cfg.get("vocab_size"))
+    def record(self, value: float, higher_is_better: bool) -> bool:
+        """Note an evaluation's score; True if it is the best so far."""
+        improved = self.best_metric is None or (
+            value > self.best_metric if higher_is_better else value < self.best_metric
+        )
+        if improved:
+            self.best_metric, self.best_step, self.evals_since_best = value, self.step, 0
         else:
-            tokenizer = Tokenizer.train_char(texts)
-        log(
-            f"tokenizer: {cfg.tokenizer}, {tokenizer.vocab_size:,} tokens, trained in {time.time() - t0:.1f}s"
-        )
-
-    prep = Prepared(tokenizer=tokenizer, label_names=label_names if sentiment else None)
-    if not sentiment:
-        prep.train_stream = encode_stream([p.text for p in train_posts], tokenizer)
-        prep.val_stream = np.concatenate(
-            [np.array([tokenizer.eos_id], dtype=prep.train_stream.dtype),
-             encode_stream([p.text for p in val_posts], tokenizer)]
-        )  # fmt: skip
-        prep.val_bytes = utf8_bytes([p.text for p in val_posts])
-        log(f"tokens: {len(prep.train_stream):,} train, {len(prep.val_stream):,} validation")
-        return prep
-
-    block = cfg.get("block_size")
-    prep.train_encoded, prep.train_labels = encode_labeled(
-        train_posts, tokenizer, label_names, block
-    )
-    prep.val_encoded, prep.val_labels = encode_labeled(val_posts, tokenizer, label_names, block)
-    counts = class_counts(prep.train_labels, len(label_names)).tolist()
-    log("classes: " + ", ".join(f"{n} {c:,}" for n, c in zip(label_names, counts, strict=True)))
-    return prep
+            self.evals_since_best += 1
+        return improved
 
 
-def without_val(train_posts: list, val_posts: list, log) -> tuple[list, list]:
-    """Drop from training the files given as validation (e.g. a --val file inside a --data
-    folder) and any post whose exact text is in validation: no post is on both sides."""
-    val_files = {_source_file(p) for p in val_posts}
-    val_texts = {p.text for p in val_posts}
-    kept = [p for p in train_posts if _source_file(p) not in val_files and p.text not in val_texts]
-    if len(kept) < len(train_posts):
-        log(
-            f"left {len(train_posts) - len(kept):,} training posts out: their file or text is in --val"
-        )
-    return kept, val_posts
+class MetricsLog:
+    """metrics.jsonl: one JSON line per progress log and evaluation, appended as they come.
 
+    Resuming keeps the rows up to the checkpoint's step (a crash can leave later ones).
+    `rows` holds them all, for the plots. Off on every process but rank 0.
+    """
 
-def _source_file(post) -> Path:
-    return Path(post.source.rsplit(":", 1)[0]).resolve()
+    def __init__(self, path: Path, resume_step: int | None, enabled: bool = True) -> None:
+        self.path, self.enabled, self.rows = path, enabled, []
+        if not enabled:
+            return
+        if resume_step is not None and path.exists():
+            lines = path.read_text(encoding="utf-8").splitlines()
+            rows = [json.loads(line) for line in lines if line]
+            self.rows = [r for r in rows if r.get("step", 0) <= resume_step]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in self.rows), encoding="utf-8")
+        os.replace(tmp, path)
+
+    def append(self, row: dict) -> dict:
+        if self.enabled:
+            self.rows.append(row)
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(row) + "\n")
+        return row
 
 
 # -----------------------------------------------------------------------------
-# The loop
-
-
-class Classifier(torch.nn.Module):
-    """The sentiment objective as a module whose forward is `classify` (for DDP/compile)."""
-
-    def __init__(self, model: MiniLM) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, idx: torch.Tensor, attention_mask: torch.Tensor | None = None):
-        return self.model.classify(idx, attention_mask)
+# The run
 
 
 class TrainingError(RuntimeError):
     """Training cannot go on (e.g. a non-finite loss); the message says where and why."""
 
 
-def build_model_config(cfg: TrainConfig, vocab_size: int, n_classes: int) -> ModelConfig:
-    return ModelConfig(
-        vocab_size=vocab_size,
-        n_classes=n_classes,
-        **{name: cfg.get(name) for name in MODEL_FIELDS if cfg.get(name) is not None},
-    )
-
-
 def train(cfg: TrainConfig, log=print) -> Path:
     """Run one training job; returns the path of the best checkpoint."""
     rank, world = dist.setup()
-    is_main = rank == 0
-    log = log if is_main else (lambda *a, **k: None)
+    log = log if rank == 0 else (lambda *a, **k: None)
     try:
-        best = _train(cfg, rank, world, is_main, log)
+        best = _train(cfg, rank, world, log)
         dist.finish()
         return best
     finally:
         dist.teardown()
 
 
-def _train(cfg: TrainConfig, rank: int, world: int, is_main: bool, log) -> Path:
-    out = Path(cfg.out)
-    last_path, best_path = out / "last.pt", out / "best.pt"
+def starting_point(cfg: TrainConfig) -> tuple[TrainConfig, dict | None]:
+    """The run's resolved config, and the checkpoint it starts from (--resume, --init-from).
+
+    A resumed run continues as it was configured: only the budget (--max-steps,
+    --max-minutes) and the hardware flags come from this command line. A run that starts
+    from a checkpoint takes the trunk's shape from it, not from the preset.
+    """
+    ckpt = None
+    if cfg.resume:
+        last_path = Path(cfg.out) / "last.pt"
+        if not last_path.is_file():
+            raise CheckpointError(f"--resume: no checkpoint to resume at {last_path}")
+        ckpt = load_checkpoint(last_path)
+        saved = TrainConfig.from_dict(ckpt["train_config"])
+        cfg = replace(saved, resume=True, out=cfg.out, max_steps=cfg.max_steps or saved.max_steps,
+                      max_minutes=cfg.max_minutes, device=cfg.device, dtype=cfg.dtype,
+                      compile=cfg.compile, num_threads=cfg.num_threads)  # fmt: skip
+    elif cfg.init_from:
+        ckpt = load_checkpoint(cfg.init_from)
+    if ckpt:
+        shape = ckpt["model_config"]
+        cfg = replace(cfg, **{k: shape[k] for k in MODEL_FIELDS if k != "dropout"})
+    return cfg.resolved(), ckpt
+
+
+def build_model(cfg: TrainConfig, dataset: Dataset, ckpt: dict | None, device, dtype, *,
+                keep_average: bool, log) -> tuple[MiniLM, AveragedModel | None]:  # fmt: skip
+    """The model to train, new, from --init-from's trunk or from --resume's weights, on
+    `device`; and with --ema (where `keep_average`: rank 0 alone evaluates and saves) the
+    moving average of its weights."""
+    last_path = Path(cfg.out) / "last.pt"
+    n_classes = len(dataset.label_names) if dataset.label_names else 0
+    kernel = attention_kernel(device, dtype, cfg.block_size)
+    if cfg.resume:
+        model = model_from_checkpoint(ckpt, last_path, attention=kernel)
+        if "train_model" in ckpt:  # an --ema run: "model" holds the average
+            model.load_state_dict(ckpt["train_model"])
+    else:
+        model = MiniLM(cfg.model_config(dataset.tokenizer.vocab_size, n_classes), attention=kernel)
+    if ckpt and not cfg.resume:  # --init-from
+        trunk = {k: v for k, v in ckpt["model"].items() if not k.startswith("cls_head.")}
+        missing, unexpected = model.load_state_dict(trunk, strict=False)
+        if unexpected or any(not k.startswith("cls_head.") for k in missing):
+            raise CheckpointError(f"{cfg.init_from}: its weights do not fit this model")
+        log(f"initialised the trunk from {cfg.init_from}")
+    model.to(device)
+    # With --ema, `averaged` follows the weights as avg <- ema * avg + (1 - ema) * weights
+    # after every step (PyTorch's AveragedModel); it is what gets evaluated and saved, so
+    # the selected checkpoint is less at the mercy of the last few batches.
+    averaged = None
+    if cfg.ema and keep_average:
+        averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema))
+        if cfg.resume:
+            averaged.module.load_state_dict(ckpt["model"])
+            averaged.n_averaged.fill_(ckpt["ema_updates"])
+    return model, averaged
+
+
+def _train(cfg: TrainConfig, rank: int, world: int, log) -> Path:
+    is_main = rank == 0
     device = dist.device_for_rank(pick_device(cfg.device), rank)
     dtype = pick_dtype(cfg.dtype, device)
     configure_backends(device)
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     torch.manual_seed(cfg.seed + rank)
+    out = Path(cfg.out)
+    last_path, best_path = out / "last.pt", out / "best.pt"
 
-    # -- where the weights, tokenizer and state come from
-    resume_ckpt = init_ckpt = None
-    if cfg.resume:
-        if not last_path.is_file():
-            raise CheckpointError(f"--resume: no checkpoint to resume at {last_path}")
-        resume_ckpt = load_checkpoint(last_path)
-        saved = TrainConfig(**_tuples(resume_ckpt["train_config"]))
-        # the run continues as it was configured; only the budget may be extended
-        cfg = replace(saved, resume=True, out=cfg.out, max_steps=cfg.max_steps or saved.max_steps, max_minutes=cfg.max_minutes,
-                      device=cfg.device, dtype=cfg.dtype, compile=cfg.compile,
-                      num_threads=cfg.num_threads)  # fmt: skip
-    elif cfg.init_from:
-        init_ckpt = load_checkpoint(cfg.init_from)
-    source = resume_ckpt or init_ckpt
-    tokenizer = Tokenizer.from_json(source["tokenizer"]) if source else None
-    label_names = resume_ckpt.get("label_names") if resume_ckpt else None
-    if source:  # the trunk's shape comes from the checkpoint, not the preset
-        mc = source["model_config"]
-        cfg = replace(cfg, **{k: mc[k] for k in MODEL_FIELDS if k != "dropout"})
-    cfg = cfg.resolved()  # every setting concrete, and saved so in the checkpoints
-
-    prep = prepare_data(cfg, tokenizer, label_names, log)
+    # -- the settings, the data and the model, fresh or from a checkpoint
+    cfg, ckpt = starting_point(cfg)  # every setting concrete, and saved so in checkpoints
+    tokenizer = Tokenizer.from_json(ckpt["tokenizer"]) if ckpt else None
+    dataset = prepare_data(cfg, tokenizer, ckpt.get("label_names") if cfg.resume else None, log)
     sentiment = cfg.task == "sentiment"
-    n_classes = len(prep.label_names) if sentiment else 0
-    model_config = build_model_config(cfg, prep.tokenizer.vocab_size, n_classes)
-    model = MiniLM(model_config)
-    if init_ckpt:
-        trunk = {k: v for k, v in init_ckpt["model"].items() if not k.startswith("cls_head.")}
-        missing, unexpected = model.load_state_dict(trunk, strict=False)
-        if unexpected or any(not k.startswith("cls_head.") for k in missing):
-            raise CheckpointError(f"{cfg.init_from}: its weights do not fit this model")
-        log(f"initialised the trunk from {cfg.init_from}")
-    if resume_ckpt:
-        model = model_from_checkpoint(resume_ckpt, last_path)
-        if "train_model" in resume_ckpt:  # an --ema run: "model" holds the average
-            model.load_state_dict(resume_ckpt["train_model"])
-    model.to(device)
-    choose_attention_kernel(model, device, dtype)
-    # With --ema, `averaged` follows the weights as avg <- ema * avg + (1 - ema) * weights
-    # after every step (PyTorch's AveragedModel); it is what gets evaluated and saved, so
-    # the selected checkpoint is less at the mercy of the last few batches.
-    averaged = None
-    if cfg.ema and is_main:  # only rank 0 evaluates and saves
-        averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema))
-        if resume_ckpt:
-            averaged.module.load_state_dict(resume_ckpt["model"])
-            averaged.n_averaged.fill_(resume_ckpt["ema_updates"])
-    kept = model if averaged is None else averaged.module  # the weights evaluated and saved
-    log(f"model: {model.num_params() / 1e6:.2f}M parameters, {model_config}")
+    model, averaged = build_model(cfg, dataset, ckpt, device, dtype, keep_average=is_main, log=log)
+    log(f"model: {model.num_params() / 1e6:.2f}M parameters, {model.config}")
 
     optimizer = make_optimizer(model, cfg, device)
     scaler = torch.amp.GradScaler("cuda") if needs_grad_scaler(device, dtype) else None
-    step, elapsed_before, best, best_step, evals_since_best = 0, 0.0, None, -1, 0
-    if resume_ckpt:
-        optimizer.load_state_dict(resume_ckpt["optimizer"])
-        step, elapsed_before = resume_ckpt["step"], resume_ckpt["elapsed_s"]
-        best, best_step = resume_ckpt["best_metric"], resume_ckpt["best_step"]
-        evals_since_best = resume_ckpt.get("evals_since_best", 0)
-        log(f"resumed {last_path} at step {step}")
-
-    block = model_config.block_size
-    batch_size = cfg.get("batch_size")
-    if batch_size % (world * cfg.grad_accum):
+    state = RunState()
+    if cfg.resume:
+        optimizer.load_state_dict(ckpt["optimizer"])
+        state = RunState.from_checkpoint(ckpt)
+        log(f"resumed {last_path} at step {state.step}")
+    if cfg.batch_size % (world * cfg.grad_accum):
         raise ValueError(
-            f"--batch-size {batch_size} must divide evenly into {world} process(es) x "
+            f"--batch-size {cfg.batch_size} must divide evenly into {world} process(es) x "
             f"--grad-accum {cfg.grad_accum} micro-batches"
         )
-    per_rank = batch_size // world
-    k = cfg.grad_accum  # micro-batches per step
-    if not sentiment and len(prep.train_stream) <= block + 1:
+    if not sentiment and len(dataset.train_stream) <= cfg.block_size + 1:
         raise ValueError(
-            f"the training text has {len(prep.train_stream)} tokens, fewer than block_size + 2"
+            f"the training text has {len(dataset.train_stream)} tokens, fewer than block_size + 2"
         )
-    log(f"batch: {batch_size} sequences/step = {world} process(es) x {cfg.grad_accum} "
-        f"micro-batch(es) x {per_rank // cfg.grad_accum}; device {device}, {str(dtype)[6:]}")  # fmt: skip
+    log(f"batch: {cfg.batch_size} sequences/step = {world} process(es) x {cfg.grad_accum} "
+        f"micro-batch(es) x {cfg.batch_size // world // cfg.grad_accum}; device {device}, "
+        f"{str(dtype)[6:]}")  # fmt: skip
 
     # The module whose forward is the training objective: DDP and torch.compile see forward.
-    net = Classifier(model) if sentiment else model
-    example = torch.zeros(1, min(8, block), dtype=torch.long, device=device)
-    ddp_model = dist.wrap(maybe_compile(net, cfg.compile, example), device)
+    example = torch.zeros(1, min(8, cfg.block_size), dtype=torch.long, device=device)
+    net = dist.wrap(maybe_compile(Classifier(model) if sentiment else model, cfg.compile, example),
+                    device)  # fmt: skip
     weights = None
     if sentiment and cfg.class_weights:
-        weights = class_weights(class_counts(prep.train_labels, n_classes)).float().to(device)
+        counts = class_counts(dataset.train_labels, len(dataset.label_names))
+        weights = class_weights(counts).float().to(device)
         log("class weights: " + ", ".join(f"{w:.2f}" for w in weights.tolist()))
+    metrics = MetricsLog(out / "metrics.jsonl", state.step if cfg.resume else None, is_main)
+    saving = dict(cfg=cfg, dataset=dataset, model=model, averaged=averaged, optimizer=optimizer,
+                state=state, metrics=metrics, out=out, device=device, dtype=dtype, log=log)  # fmt: skip
 
-    metrics_path = out / "metrics.jsonl"
-    rows = _load_rows(metrics_path, step) if is_main and cfg.resume else []
-    if is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        _write_rows(metrics_path, rows)
-
-    def evaluate() -> dict:
-        if sentiment:
-            return evaluate_sentiment(kept, prep.val_encoded, prep.val_labels, prep.label_names,
-                                      prep.tokenizer.pad_id, device, dtype)  # fmt: skip
-        return evaluate_lm(kept, prep.val_stream, prep.val_bytes, block, device, dtype)
-
-    def payload(metrics: dict | None) -> dict:
-        extra = {}
-        if averaged is not None:  # resuming needs the trained weights besides their average
-            extra = {"train_model": model.state_dict(), "ema_updates": int(averaged.n_averaged)}
-        return {
-            "model_config": asdict(model_config),
-            "model": kept.state_dict(),
-            **extra,
-            "tokenizer": prep.tokenizer.to_json(),
-            "label_names": prep.label_names,
-            "train_config": asdict(cfg),
-            "step": step,
-            "elapsed_s": elapsed,
-            "optimizer": optimizer.state_dict(),
-            "best_metric": best,
-            "best_step": best_step,
-            "evals_since_best": evals_since_best,
-            "metrics": metrics,
-        }
-
-    key, higher_is_better = ("macro_recall", True) if sentiment else ("loss", False)
-
-    def evaluate_and_save() -> None:
-        """Evaluate at `step`, log it, keep best.pt if it improved, and save last.pt."""
-        nonlocal best, best_step, evals_since_best, saved_step
-        metrics = evaluate()
-        rows.append({"step": step, "kind": "val", **_scalars(metrics)})
-        _append_row(metrics_path, rows[-1])
-        value = metrics[key]
-        improved = best is None or (value > best if higher_is_better else value < best)
-        log(_eval_line(step, metrics, sentiment) + ("  (best)" if improved else ""))
-        if improved:
-            best, best_step, evals_since_best = value, step, 0
-            save_checkpoint(payload(metrics), best_path)
-        else:
-            evals_since_best += 1
-        save_checkpoint(payload(metrics), last_path)
-        saved_step = step
-
-    t_start = time.time()
-    elapsed = elapsed_before
-    tokens_seen, t_log = 0, time.time()
-    stop_reason = "max steps"
-    interrupted = False
-    saved_step = step if resume_ckpt else None  # the step last.pt holds, from this run
+    # -- the loop: one optimizer step over the global batch at a time
     stop_signal = StopSignal(log)
+    stop_reason = "max steps"
+    saved_step = state.step if cfg.resume else None  # the step last.pt holds
+    budget = cfg.max_minutes * 60 if cfg.max_minutes else None
+    t_start, elapsed_before = time.time(), state.elapsed_s
+    tokens_seen, t_log = 0, time.time()
     model.train()
     try:
-        while step < cfg.max_steps:
+        while state.step < cfg.max_steps:
             if dist.any_rank(stop_signal.requested, device):  # Ctrl-C: stop between steps
-                interrupted, stop_reason = True, "interrupted"
+                stop_reason = "interrupted"
                 break
-            elapsed = elapsed_before + time.time() - t_start
-            budget = cfg.max_minutes * 60 if cfg.max_minutes else None
-            if budget and dist.any_rank(elapsed >= budget, device):
+            state.elapsed_s = elapsed_before + time.time() - t_start
+            if budget and dist.any_rank(state.elapsed_s >= budget, device):
                 stop_reason = f"time budget of {cfg.max_minutes:g} min"
                 break
-            progress = max(step / cfg.max_steps, elapsed / budget if budget else 0.0)
-            lr = lr_at(dist.broadcast_float(progress, device), step, cfg)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-
-            # -- one optimizer step over the global batch, this rank's share of it
+            progress = max(state.step / cfg.max_steps, state.elapsed_s / budget if budget else 0.0)
+            lr = lr_at(dist.broadcast_float(progress, device), state.step, cfg)
+            set_lr(optimizer, lr)
             # Dropout draws from a stream that is a function of (seed, rank, step) alone,
             # like the batches, so a resumed run draws what the uninterrupted run would have.
-            torch.manual_seed(step_seed(cfg.seed, rank, step))
-            inputs, targets = rank_batch(prep, cfg, step, rank, world)
-            w = weights[targets.to(device)] if weights is not None else None
-            denom = float(targets.numel() if w is None else w.sum())
-            loss_sum = 0.0
-            micro_inputs_all = zip(*(t.chunk(k) for t in inputs), strict=True)
-            micro_batches = zip(micro_inputs_all, targets.chunk(k), strict=True)
-            for m, (micro_inputs, micro_targets) in enumerate(micro_batches):
-                with dist.maybe_no_sync(ddp_model, last=m == k - 1), autocast(device, dtype):
-                    out = ddp_model(*(t.to(device) for t in micro_inputs))  # (b, T, V) or (b, K)
-                    loss = summed_cross_entropy(
-                        out.flatten(0, -2), micro_targets.to(device).flatten(), weights
-                    )
-                    # each micro-batch adds its share of the batch mean: the sum of the
-                    # shares is exactly the full batch's mean loss, and so is its gradient
-                    loss = loss / denom
-                    (scaler.scale(loss) if scaler else loss).backward()
-                loss_sum += loss.item()
-            loss_sum = dist.mean(loss_sum, device)
-            if not math.isfinite(loss_sum):
+            torch.manual_seed(step_seed(cfg.seed, rank, state.step))
+            inputs, targets = train_batch(dataset, cfg, state.step, rank, world)
+            loss = train_step(net, optimizer, inputs, targets, device=device, dtype=dtype,
+                              micro_batches=cfg.grad_accum, class_weights=weights,
+                              grad_clip=cfg.grad_clip, scaler=scaler)  # fmt: skip
+            loss = dist.mean(loss, device)
+            if not math.isfinite(loss):
                 raise TrainingError(
-                    f"the loss became {loss_sum} at step {step + 1}; stopping. The last good "
+                    f"the loss became {loss} at step {state.step + 1}; stopping. The last good "
                     f"checkpoint, {last_path if last_path.exists() else 'none yet'}, is untouched"
                 )
-            if scaler:
-                scaler.unscale_(optimizer)
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            if scaler:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
             if averaged is not None:
                 averaged.update_parameters(model)
-            step += 1
+            state.step += 1
+            state.elapsed_s = elapsed_before + time.time() - t_start
             tokens_seen += world * int(inputs[1].sum() if sentiment else targets.numel())
-            elapsed = elapsed_before + time.time() - t_start
 
-            if step % cfg.log_interval == 0 and is_main:
-                dt = time.time() - t_log
-                tps = tokens_seen / max(dt, 1e-9)
+            if state.step % cfg.log_interval == 0 and is_main:
+                tokens_per_s = tokens_seen / max(time.time() - t_log, 1e-9)
                 tokens_seen, t_log = 0, time.time()
-                rows.append({"step": step, "kind": "train", "loss": loss_sum,
-                             "lr": lr, "tokens_per_s": tps, "elapsed_s": elapsed})  # fmt: skip
-                _append_row(metrics_path, rows[-1])
-                left = _time_left(step, cfg, elapsed)
-                log(f"step {step:>5}/{cfg.max_steps}  loss {rows[-1]['loss']:.4f}  lr {lr:.2e}  "
-                    f"{tps:,.0f} tok/s  {_clock(elapsed)} elapsed, ~{_clock(left)} left", end="\r" if sys.stdout.isatty() else "\n")  # fmt: skip
+                metrics.append({"step": state.step, "kind": "train", "loss": loss, "lr": lr,
+                                "tokens_per_s": tokens_per_s, "elapsed_s": state.elapsed_s})  # fmt: skip
+                log(_progress_line(state, cfg, loss, lr, tokens_per_s),
+                    end="\r" if sys.stdout.isatty() else "\n")  # fmt: skip
 
-            if step % cfg.eval_interval == 0 or step == cfg.max_steps:
-                stop = False
+            if state.step % cfg.eval_interval == 0 or state.step == cfg.max_steps:
                 if is_main:
-                    evaluate_and_save()
-                    stop = sentiment and cfg.patience > 0 and evals_since_best >= cfg.patience
-                if dist.any_rank(stop, device):
+                    evaluate_and_save(**saving)
+                    saved_step = state.step
+                out_of_patience = sentiment and 0 < cfg.patience <= state.evals_since_best
+                if dist.any_rank(out_of_patience, device):
                     stop_reason = f"no improvement in {cfg.patience} evaluations"
                     break
     finally:
         stop_signal.restore()
 
-    # -- the end: evaluate and save whatever the last eval did not cover
+    # -- the end: evaluate and save whatever the last evaluation did not cover
     if is_main:
-        if saved_step != step:
-            evaluate_and_save()
-        _final_report(cfg, rows, best_path, sentiment, prep, model_config, device, dtype, log)
-        log(f"stopped after {step} steps ({stop_reason}) in {_clock(elapsed)}; best {key} "
-            f"{best:.4f} at step {best_step} -> {best_path}")  # fmt: skip
-    if interrupted:
-        raise KeyboardInterrupt(f"interrupted at step {step}; state saved to {last_path}")
+        if saved_step != state.step:
+            evaluate_and_save(**saving)
+        final_report(cfg, metrics.rows, best_path, dataset, device, dtype, log)
+        log(f"stopped after {state.step} steps ({stop_reason}) in {_clock(state.elapsed_s)}; "
+            f"best {_selection_metric(cfg)[0]} {state.best_metric:.4f} at step "
+            f"{state.best_step} -> {best_path}")  # fmt: skip
+    if stop_reason == "interrupted":
+        raise KeyboardInterrupt(f"interrupted at step {state.step}; state saved to {last_path}")
     return best_path
 
 
-def _final_report(cfg, rows, best_path, sentiment, prep, model_config, device, dtype, log) -> None:
-    """Plots (loss curves; for sentiment the best model's confusion matrix) and its report."""
+def _selection_metric(cfg: TrainConfig) -> tuple[str, bool]:
+    """The validation score that picks best.pt, and whether higher is better."""
+    return ("macro_recall", True) if cfg.task == "sentiment" else ("loss", False)
+
+
+def evaluate_and_save(*, cfg, dataset, model, averaged, optimizer, state, metrics, out,
+                      device, dtype, log) -> None:  # fmt: skip
+    """Evaluate at `state.step`, log it, keep best.pt if it improved, and save last.pt.
+
+    The weights evaluated and saved are the model's, or with --ema their average; an --ema
+    checkpoint keeps the trained weights too, for --resume.
+    """
+    evaluated = model if averaged is None else averaged.module
+    scores = evaluate(evaluated, dataset, device, dtype)
+    metrics.append({"step": state.step, "kind": "val", **_scalars(scores)})
+    key, higher_is_better = _selection_metric(cfg)
+    improved = state.record(scores[key], higher_is_better)
+    log(_eval_line(state.step, scores, cfg.task == "sentiment") + ("  (best)" if improved else ""))
+    ema = {}
+    if averaged is not None:
+        ema = {"train_model": model.state_dict(), "ema_updates": int(averaged.n_averaged)}
+    payload = {
+        "model_config": asdict(model.config),
+        "model": evaluated.state_dict(),
+        **ema,
+        "tokenizer": dataset.tokenizer.to_json(),
+        "label_names": dataset.label_names,
+        "train_config": asdict(cfg),
+        **asdict(state),  # step, elapsed_s, best_metric, best_step, evals_since_best
+        "optimizer": optimizer.state_dict(),
+        "metrics": scores,
+    }
+    if improved:
+        save_checkpoint(payload, out / "best.pt")
+    save_checkpoint(payload, out / "last.pt")
+
+
+def final_report(cfg, rows, best_path, dataset: Dataset, device, dtype, log) -> None:
+    """Plots (loss curves; for a classifier the best model's confusion matrix) and its report."""
     from minillm.plots import plot_confusion, plot_losses
 
     out = Path(cfg.out)
+    sentiment = cfg.task == "sentiment"
     if rows:
         plot_losses(rows, out / "loss.png", title=f"minillm {cfg.task} ({cfg.preset})")
     if sentiment and best_path.exists():
         model = model_from_checkpoint(load_checkpoint(best_path), best_path).to(device)
-        m = evaluate_sentiment(model, prep.val_encoded, prep.val_labels, prep.label_names,
-                               prep.tokenizer.pad_id, device, dtype)  # fmt: skip
-        plot_confusion(m["confusion"], prep.label_names, out / "confusion.png",
+        scores = evaluate(model, dataset, device, dtype)
+        plot_confusion(scores["confusion"], dataset.label_names, out / "confusion.png",
                        title="validation confusion matrix (best checkpoint)")  # fmt: skip
-        log(format_report(m, prep.label_names))
+        log(format_report(scores, dataset.label_names))
     log(
         f"wrote {out / 'metrics.jsonl'}, {out / 'loss.png'}"
         + (f", {out / 'confusion.png'}" if sentiment else "")
     )
+
+
+def _progress_line(state: RunState, cfg: TrainConfig, loss: float, lr: float, tps: float) -> str:
+    left = state.elapsed_s / state.step * (cfg.max_steps - state.step)
+    if cfg.max_minutes:
+        left = min(left, max(cfg.max_minutes * 60 - state.elapsed_s, 0.0))
+    return (f"step {state.step:>5}/{cfg.max_steps}  loss {loss:.4f}  lr {lr:.2e}  "
+            f"{tps:,.0f} tok/s  {_clock(state.elapsed_s)} elapsed, ~{_clock(left)} left")  # fmt: skip
 
 
 def _eval_line(step: int, m: dict, sentiment: bool) -> str:
@@ -745,41 +584,9 @@ def _scalars(metrics: dict) -> dict:
     return {k: v for k, v in metrics.items() if isinstance(v, int | float)}
 
 
-def _time_left(step: int, cfg: TrainConfig, elapsed: float) -> float:
-    by_steps = elapsed / step * (cfg.max_steps - step)
-    if cfg.max_minutes:
-        return min(by_steps, max(cfg.max_minutes * 60 - elapsed, 0.0))
-    return by_steps
-
-
 def _clock(seconds: float) -> str:
     m, s = divmod(int(seconds), 60)
     return f"{m}:{s:02d}"
-
-
-def _append_row(path: Path, row: dict) -> None:
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(row) + "\n")
-
-
-def _write_rows(path: Path, rows: list[dict]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _load_rows(path: Path, up_to_step: int) -> list[dict]:
-    """The metrics log of a resumed run, cut back to the checkpoint's step."""
-    if not path.exists():
-        return []
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
-    return [r for r in rows if r.get("step", 0) <= up_to_step]
-
-
-def _tuples(d: dict) -> dict:
-    """JSON-ish dict back to TrainConfig field types (lists -> tuples), unknown keys dropped."""
-    names = {f.name for f in fields(TrainConfig)}
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in names}
 
 
 class StopSignal:

@@ -35,9 +35,12 @@ def make_model(dtype=torch.float32, seed=0, **overrides) -> MiniLM:
     return model
 
 
-def set_fast(model: MiniLM, fast: bool) -> None:
-    for block in model.blocks:
-        block.attn.fast = fast
+def with_kernel(model: MiniLM, fast: bool) -> MiniLM:
+    """The same model (weights, dtype, mode) with the fused or the explicit attention."""
+    other = MiniLM(model.config, attention="fused" if fast else "explicit")
+    other.load_state_dict(model.state_dict())
+    dtype = next(model.parameters()).dtype
+    return other.to(dtype).train(model.training)
 
 
 def padded_batch(lengths, T, vocab, seed=0):
@@ -55,7 +58,7 @@ def padded_batch(lengths, T, vocab, seed=0):
 @pytest.mark.parametrize("fast", [True, False], ids=["fast", "explicit"])
 def test_forward_matches_numpy_reference(arch, dtype, tol, fast):
     model = make_model(dtype, **arch)
-    set_fast(model, fast)
+    model = with_kernel(model, fast)
     cfg = model.config
     p = ref.params_from_model(model)
     idx, mask = padded_batch([16, 9, 1, 0], 16, cfg.vocab_size)
@@ -158,7 +161,7 @@ def test_explicit_path_applies_the_configured_attention_dropout_in_training_only
 
     monkeypatch.setattr(model_module, "attention", recording_attention)
     model = make_model(dropout=0.25)
-    set_fast(model, False)
+    model = with_kernel(model, False)
     idx = torch.randint(0, model.config.vocab_size, (2, 16))
     model.train()
     torch.manual_seed(0)
@@ -180,7 +183,7 @@ def test_whole_model_fast_and_explicit_paths_agree_with_gradients():
     idx, mask = padded_batch([16, 5, 0], 16, model.config.vocab_size)
     grads = []
     for fast in (True, False):
-        set_fast(model, fast)
+        model = with_kernel(model, fast)
         model.zero_grad()
         loss = model(idx).square().mean() + model.classify(idx, mask).square().mean()
         loss.backward()
@@ -221,7 +224,7 @@ def test_causality_future_tokens_do_not_change_past_logits(arch):
 @pytest.mark.parametrize("fast", [True, False], ids=["fast", "explicit"])
 def test_padding_never_changes_class_scores(fast):
     model = make_model()
-    set_fast(model, fast)
+    model = with_kernel(model, fast)
     post = torch.randint(
         1, model.config.vocab_size, (1, 6), generator=torch.Generator().manual_seed(4)
     )
@@ -239,7 +242,7 @@ def test_all_padding_row_gives_no_nan_forward_or_backward():
     model = make_model()
     idx, mask = padded_batch([0, 4, 0], 8, model.config.vocab_size)
     for fast in (True, False):
-        set_fast(model, fast)
+        model = with_kernel(model, fast)
         model.zero_grad()
         scores = model.classify(idx, mask)
         assert torch.isfinite(scores).all()

@@ -253,26 +253,35 @@ def test_bf16_loss_matches_the_float32_loss(weighted):
 
 
 def test_explicit_attention_only_for_bf16_on_the_cpu_at_short_blocks():
-    def kernels(dtype, device="cpu", block=128, dropout=0.0):
-        cfg = TrainConfig(preset="tiny", block_size=block, dropout=dropout)
-        model = training.MiniLM(training.build_model_config(cfg, 100, 0))
-        training.choose_attention_kernel(model, torch.device(device), dtype)
-        return {b.attn.fast for b in model.blocks}
+    def kernels(dtype, device="cpu", block=128):
+        kernel = training.attention_kernel(torch.device(device), dtype, block)
+        model = training.MiniLM(TrainConfig(preset="tiny").resolved().model_config(100, 0),
+                                attention=kernel)  # fmt: skip
+        return {b.attn.kernel for b in model.blocks}
 
-    assert kernels(torch.bfloat16) == {False}
-    assert kernels(torch.float32) == {True}
-    assert kernels(torch.bfloat16, block=1024) == {True}
-    assert kernels(torch.bfloat16, device="cuda") == {True}
-    assert kernels(torch.bfloat16, dropout=0.1) == {False}  # both apply attention dropout
+    assert kernels(torch.bfloat16) == {"explicit"}
+    assert kernels(torch.float32) == {"fused"}
+    assert kernels(torch.bfloat16, block=1024) == {"fused"}
+    assert kernels(torch.bfloat16, device="cuda") == {"fused"}
+
+
+def test_the_training_run_builds_its_model_with_the_chosen_kernel(tmp_path, monkeypatch):
+    seen = []
+    real_init = training.MiniLM.__init__
+
+    def recording_init(self, config, *, attention="fused"):
+        seen.append(attention)
+        real_init(self, config, attention=attention)
+
+    monkeypatch.setattr(training.MiniLM, "__init__", recording_init)
+    train(config(tmp_path, max_steps=1, dtype="bfloat16"), log=quiet)
+    assert seen[0] == "explicit"  # bf16 on the CPU at block 64
 
 
 def test_no_weight_decay_on_norms_biases_and_embeddings():
-    model = training.MiniLM(
-        training.build_model_config(
-            TrainConfig(preset="tiny", pos="learned", norm="layernorm"), 100, 3
-        )
-    )
-    opt = make_optimizer(model, TrainConfig(preset="tiny"), torch.device("cpu"))
+    cfg = TrainConfig(preset="tiny", pos="learned", norm="layernorm").resolved()
+    model = training.MiniLM(cfg.model_config(100, 3))
+    opt = make_optimizer(model, cfg, torch.device("cpu"))
     decayed = {id(p) for g in opt.param_groups if g["weight_decay"] > 0 for p in g["params"]}
     for name, p in model.named_parameters():
         should = name.endswith("weight") and p.dim() == 2 and "emb" not in name
@@ -287,4 +296,4 @@ def test_bad_settings_raise_clear_errors(tmp_path):
         train(config(tmp_path, grad_accum=3), log=quiet)
     with pytest.raises(ValueError, match="--resume"):
         train(config(tmp_path, "fresh", resume=True), log=quiet)
-    assert math.isfinite(TrainConfig().get("lr"))
+    assert math.isfinite(TrainConfig().resolved().lr)

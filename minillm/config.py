@@ -1,0 +1,241 @@
+"""The settings of a training run: `TrainConfig`, the named size presets, and their flags.
+
+Holds: `PRESETS` (model sizes with the training settings that suit them) and `TrainConfig`,
+a frozen dataclass saved in every checkpoint. Each field carries its command-line help,
+choices and group once, in its metadata, and `train.py` builds its parser from them, so
+the flags, their help and the checks below cannot drift apart.
+
+Leaves out: what the settings do (minillm.training, minillm.data, minillm.model).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from minillm.device import DEVICES, DTYPES
+from minillm.model import MLPS, NORMS, POSITIONS, ModelConfig
+
+# -----------------------------------------------------------------------------
+# Presets: named model sizes with the training settings that suit them. Parameter counts
+# and speeds are in README.md and BENCHMARKS.md.
+
+PRESETS: dict[str, dict] = {
+    # tests and smoke runs, seconds
+    "tiny": dict(n_layer=2, n_head=2, n_embd=64, block_size=64, vocab_size=512,
+                 batch_size=16, lr=3e-3, dropout=0.0, max_steps=200),
+    # `python train.py` on the bundled corpus
+    "small": dict(n_layer=4, n_head=4, n_embd=128, block_size=128, vocab_size=2048,
+                  batch_size=32, lr=2e-3, dropout=0.1, max_steps=300),
+    # the reference size of BENCHMARKS.md, built the minillm way
+    "medium": dict(n_layer=4, n_head=4, n_embd=256, block_size=128, vocab_size=8192,
+                   batch_size=32, lr=2e-3, dropout=0.0, max_steps=2000),
+    # the same size built the GPT-2 way: the baseline every benchmark compares against
+    "gpt2-baseline": dict(n_layer=4, n_head=4, n_embd=256, block_size=128, vocab_size=8192,
+                          batch_size=32, lr=1e-3, dropout=0.0, max_steps=2000, pos="learned",
+                          norm="layernorm", mlp="gelu"),
+    # GPT-2 small: 12 x 12 x 768, block 1024; for GPUs
+    "gpt2-small": dict(n_layer=12, n_head=12, n_embd=768, block_size=1024, vocab_size=32768,
+                       batch_size=64, lr=6e-4, dropout=0.0, max_steps=5000),
+}  # fmt: skip
+
+# The TrainConfig fields that shape the model; a checkpoint's own values win over them.
+MODEL_FIELDS = ("n_layer", "n_head", "n_embd", "block_size", "dropout", "pos", "norm", "mlp")
+TASKS = ("lm", "sentiment")
+TOKENIZERS = ("bpe", "char")
+
+
+def flag(default: Any, help: str, group: str, **argparse_options: Any) -> Any:
+    """A dataclass field that also describes its command-line flag.
+
+    `help` is the flag's help text (and the field's documentation); `argparse_options`
+    (choices, metavar, action, ...) are handed to `add_argument` as they are. A default of
+    None means "from the preset" for the fields the presets set.
+    """
+    return field(default=default, metadata={"help": help, "group": group, **argparse_options})
+
+
+DATA, RUN, MODEL, OPTIM, HARDWARE = (
+    "task and data", "run", "model (default: from the preset)", "optimisation", "hardware",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run. None means "take it from the preset"; see `resolved`."""
+
+    # task and data
+    task: str = flag(
+        "lm", "lm: next-token prediction; sentiment: the classification head", DATA, choices=TASKS
+    )
+    data: tuple[str, ...] = flag(
+        ("data",),
+        "file or folder of posts (TweetEval folder, "
+        "SemEval TSV, CSV, JSONL, or plain text); repeatable",
+        DATA,
+        metavar="PATH",
+        action="append",
+    )
+    val: tuple[str, ...] = flag(
+        (),
+        "explicit validation data, repeatable; a TweetEval folder "
+        "gives its val split (default: hold out --val-fraction of --data)",
+        DATA,
+        metavar="PATH",
+        action="append",
+    )
+    data_splits: tuple[str, ...] = flag(
+        ("train",),
+        "comma-separated splits of TweetEval "
+        "folders in --data to train on, e.g. train,val (files "
+        "outside such folders are read whole)",
+        DATA,
+    )
+    val_fraction: float = flag(
+        0.1, "share of posts held out for validation when --val is not given", DATA
+    )
+    text_field: str = flag("text", "CSV column / JSONL field with the post", DATA)
+    label_field: str = flag("label", "CSV column / JSONL field with the label", DATA)
+    normalize: bool = flag(
+        True,
+        "keep posts as they are instead of mapping mentions to "
+        "@user, URLs to http, unescaping HTML entities and applying "
+        "Unicode NFC",
+        DATA,
+        action="store_false",
+        flag="--no-normalize",
+    )
+    tokenizer: str = flag(
+        "bpe", "byte-level BPE, or characters (for teaching)", DATA, choices=TOKENIZERS
+    )
+    vocab_size: int | None = flag(
+        None, "BPE vocabulary size, special tokens included (default: from the preset)", DATA
+    )
+    class_weights: bool = flag(
+        False,
+        "sentiment: weight the loss by inverse class frequency, for imbalanced data",
+        DATA,
+        action="store_true",
+    )
+    # run
+    out: str = flag("out", "directory for best.pt, last.pt, metrics.jsonl and plots", RUN)
+    preset: str = flag("small", "named model size, see below", RUN, choices=tuple(PRESETS))
+    init_from: str | None = flag(
+        None,
+        "start from this LM checkpoint's trunk and tokenizer (pretrain, then fine-tune)",
+        RUN,
+        metavar="CKPT",
+    )
+    resume: bool = flag(False, "continue the run saved in OUT/last.pt", RUN, action="store_true")
+    seed: int = flag(1337, "random seed: same seed, same run", RUN)
+    # model
+    n_layer: int | None = flag(None, "transformer blocks", MODEL)
+    n_head: int | None = flag(None, "attention heads per block", MODEL)
+    n_embd: int | None = flag(None, "width of the residual stream", MODEL)
+    block_size: int | None = flag(None, "context length in tokens", MODEL)
+    dropout: float | None = flag(None, "dropout probability while training", MODEL)
+    pos: str | None = flag(None, "rotary or learned absolute positions", MODEL, choices=POSITIONS)
+    norm: str | None = flag(None, "normalisation layer", MODEL, choices=NORMS)
+    mlp: str | None = flag(None, "MLP nonlinearity", MODEL, choices=MLPS)
+    # optimisation
+    batch_size: int | None = flag(
+        None,
+        "sequences per optimizer step, all processes together (default: from the preset)",
+        OPTIM,
+    )
+    grad_accum: int = flag(
+        1, "split each batch into this many micro-batches to save memory; same result", OPTIM
+    )
+    lr: float | None = flag(None, "peak learning rate (default: from the preset)", OPTIM)
+    min_lr_ratio: float = flag(0.1, "cosine decays to lr x this", OPTIM)
+    warmup_steps: int = flag(50, "linear warm-up steps", OPTIM)
+    weight_decay: float = flag(
+        0.1, "AdamW decay on weight matrices; never on norms, biases, embeddings", OPTIM
+    )
+    beta1: float = flag(0.9, "AdamW beta1", OPTIM)
+    beta2: float = flag(0.95, "AdamW beta2", OPTIM)
+    grad_clip: float = flag(1.0, "clip the gradient norm to this, 0 = off", OPTIM)
+    ema: float = flag(
+        0.0,
+        "evaluate an exponential moving average of the weights, updated "
+        "every step with this decay (e.g. 0.995), and save it as the model; "
+        "checkpoints also keep the trained weights, for --resume; 0 = off",
+        OPTIM,
+        metavar="DECAY",
+    )
+    max_steps: int | None = flag(None, "optimizer steps (default: from the preset)", OPTIM)
+    max_minutes: float | None = flag(
+        None,
+        "wall-clock budget: stop cleanly, evaluate and "
+        "save when it is spent; the learning-rate schedule "
+        "follows whichever of steps and time runs out first",
+        OPTIM,
+    )
+    eval_interval: int = flag(100, "steps between evaluations and checkpoints", OPTIM)
+    patience: int = flag(
+        0,
+        "sentiment: stop after this many evaluations without a better macro-recall, 0 = never",
+        OPTIM,
+    )
+    log_interval: int = flag(10, "steps between progress lines", OPTIM)
+    # hardware
+    device: str = flag("auto", "auto picks CUDA, then MPS, then the CPU", HARDWARE, choices=DEVICES)
+    dtype: str = flag(
+        "auto",
+        "auto: bfloat16 on CUDA, float32 on CPU and MPS; float16 is CUDA-only",
+        HARDWARE,
+        choices=DTYPES,
+    )
+    compile: bool = flag(
+        False,
+        "torch.compile the model (falls back to eager with a warning)",
+        HARDWARE,
+        action="store_true",
+    )
+    num_threads: int | None = flag(
+        None, "CPU threads for PyTorch (default: PyTorch's choice)", HARDWARE
+    )
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            choices = f.metadata.get("choices")
+            value = getattr(self, f.name)
+            if choices and value is not None and value not in choices:
+                raise ValueError(
+                    f"--{f.name.replace('_', '-')} must be one of {', '.join(choices)}, "
+                    f"got {value!r}"
+                )
+        for name in ("grad_accum", "max_steps", "eval_interval", "log_interval"):
+            if (getattr(self, name) or 1) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(f"--val-fraction must be in (0, 1), got {self.val_fraction}")
+        if self.max_minutes is not None and self.max_minutes <= 0:
+            raise ValueError(f"--max-minutes must be > 0, got {self.max_minutes}")
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"--ema must be in [0, 1), got {self.ema}")
+        if self.resume and self.init_from:
+            raise ValueError("--resume and --init-from exclude each other")
+
+    def resolved(self) -> TrainConfig:
+        """This config with every setting the run leaves to the preset filled in from it."""
+        preset = PRESETS[self.preset]
+        names = [f.name for f in fields(self) if getattr(self, f.name) is None and f.name in preset]
+        return replace(self, **{name: preset[name] for name in names})
+
+    def model_config(self, vocab_size: int, n_classes: int) -> ModelConfig:
+        """The model this (resolved) run trains: its shape fields, this vocabulary and heads."""
+        shape = {name: getattr(self, name) for name in MODEL_FIELDS}
+        return ModelConfig(
+            vocab_size=vocab_size,
+            n_classes=n_classes,
+            **{name: value for name, value in shape.items() if value is not None},
+        )
+
+    @classmethod
+    def from_dict(cls, saved: dict) -> TrainConfig:
+        """A config saved in a checkpoint (JSON-like: lists for tuples) back as a TrainConfig;
+        keys this version does not know are dropped."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: tuple(v) if isinstance(v, list) else v
+                      for k, v in saved.items() if k in names})  # fmt: skip
