@@ -1,32 +1,40 @@
-"""Generate text from, classify with, or evaluate a minillm checkpoint.
+"""Generate text from, classify with, evaluate or look inside a minillm checkpoint.
 
     python sample.py --prompt "just landed in"                  # text, streamed as it comes
     python sample.py --ckpt out-sent/best.pt --classify "love this!!"
     python sample.py --ckpt out-sent/best.pt --classify-file posts.txt > labels.txt
     python sample.py --ckpt out-sent/best.pt --evaluate data/posts.csv
+    python sample.py --ckpt out-sent/best.pt --explain "love this!!"   # which tokens decided
 
-Every flag is listed by `python sample.py --help`; the work happens in minillm.inference.
+Every flag is listed by `python sample.py --help`. The work happens in minillm.inference
+(generation, classification, evaluation), minillm.explain (attention maps, saliency) and
+minillm.plots (the PNGs); this file parses the flags and prints the results.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from collections.abc import Sequence
 
 import torch
 
 from minillm import explain
 from minillm.checkpoint import load_for_inference
+from minillm.cpu_linear import use_input_major_weights
 from minillm.device import pick_device
 from minillm.inference import (
     classify_texts,
+    encode_for_checkpoint,
     evaluate_files,
     generate_text,
     prepare_text,
     read_lines,
+    sentiment_labels,
 )
-from minillm.metrics import format_report
+from minillm.metrics import format_report, ranked_probabilities
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -124,16 +132,102 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--plot", metavar="PNG", help="with --evaluate: also save the confusion-matrix plot here"
     )
-    explain.add_cli_arguments(p)
+
+    g = p.add_argument_group("looking inside (see docs/attention.md)")
+    g.add_argument(
+        "--attention",
+        metavar="TEXT",
+        help="draw every layer's and head's attention over the tokens of TEXT as heatmaps (PNG)",
+    )
+    g.add_argument(
+        "--explain",
+        metavar="TEXT",
+        help="sentiment checkpoints: show which tokens of TEXT drove the predicted label "
+        "(gradient × input), in the terminal and as a PNG",
+    )
+    g.add_argument(
+        "--out",
+        metavar="PNG",
+        help="where --attention or --explain writes its picture "
+        "(default: attention.png or explain.png)",
+    )
     return p  # fmt: skip
+
+
+# Background colours of the 256-colour ANSI palette, weakest to strongest.
+ANSI_TOWARD = (195, 153, 117, 75, 33)  # blues
+ANSI_AWAY = (224, 217, 210, 203, 196)  # reds
+
+
+def use_color(stream=None) -> bool:
+    """Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org)."""
+    stream = stream or sys.stdout
+    return bool(getattr(stream, "isatty", lambda: False)()) and not os.environ.get("NO_COLOR")
+
+
+def saliency_line(pieces: Sequence[tuple[str, float]], color: bool) -> str:
+    """The post on one line from `explain.character_scores` pieces, coloured by score.
+
+    Blue pushes toward the explained class, red away; stronger colour, larger share of the
+    largest score. Plain (color=False): each piece followed by its score relative to the
+    largest, e.g. `love[+1.00] this[+0.12]`.
+    """
+    shares = explain.relative_scores([score for _, score in pieces])
+    out = []
+    for (text, _), r in zip(pieces, shares, strict=True):
+        if not color:
+            out.append(f"{text}[{r:+.2f}]")
+            continue
+        level = min(int(abs(r) * len(ANSI_TOWARD)), len(ANSI_TOWARD) - 1)
+        background = (ANSI_TOWARD if r >= 0 else ANSI_AWAY)[level]
+        foreground = 231 if level >= 3 else 16  # white on strong colours, else black
+        out.append(f"\x1b[48;5;{background}m\x1b[38;5;{foreground}m{text}\x1b[0m")
+    return "".join(out)
+
+
+def draw_attention(args: argparse.Namespace, model, tokenizer, ckpt: dict) -> int:
+    """--attention: every layer's and head's weights over the post's tokens, as a PNG."""
+    from minillm.plots import plot_attention  # matplotlib, loaded only to draw
+
+    (ids,) = encode_for_checkpoint([args.attention], tokenizer, ckpt)
+    maps = explain.attention_maps(model, ids)  # (n_layer, nh, T, T)
+    path = plot_attention(maps, explain.token_labels(tokenizer, ids),
+                          args.out or "attention.png", title=prepare_text(args.attention, ckpt))  # fmt: skip
+    n_layer, n_head = maps.shape[:2]
+    print(f"wrote {path}: {n_layer} layers × {n_head} heads over {len(ids)} tokens",
+          file=sys.stderr)  # fmt: skip
+    return 0
+
+
+def explain_label(args: argparse.Namespace, model, tokenizer, ckpt: dict) -> int:
+    """--explain: the label, then each token's gradient × input, in colour and as a PNG."""
+    from minillm.plots import plot_saliency  # matplotlib, loaded only to draw
+
+    labels = sentiment_labels(ckpt)
+    (ids,) = encode_for_checkpoint([args.explain], tokenizer, ckpt)
+    scores, predicted, probs = explain.saliency(model, ids)  # (T,), class id, (K,)
+    color = use_color(sys.stdout)
+    key = "  (blue: toward it, red: away)" if color else "  [score: toward it > 0 > away]"
+    print(f"{labels[predicted]}\t({ranked_probabilities(probs, labels)}){key}")
+    print(saliency_line(explain.character_scores(tokenizer, ids, scores), color))
+    path = plot_saliency(explain.token_labels(tokenizer, ids), scores,
+                         args.out or "explain.png", labels, probs, predicted)  # fmt: skip
+    print(f"wrote {path}", file=sys.stderr)
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
     model, tokenizer, ckpt = load_for_inference(args.ckpt, device)
+    if device.type == "cpu":  # faster one-row products, same values (minillm/cpu_linear.py)
+        use_input_major_weights(model)
     labels = ckpt.get("label_names")
-    if args.attention is not None or args.explain is not None:
-        return explain.run_cli(args, model, tokenizer, ckpt)
+    if args.attention is not None and args.explain is not None:
+        raise ValueError("give --attention or --explain, not both (each writes one PNG)")
+    if args.attention is not None:
+        return draw_attention(args, model, tokenizer, ckpt)
+    if args.explain is not None:
+        return explain_label(args, model, tokenizer, ckpt)
 
     if args.evaluate:
         metrics = evaluate_files(model, tokenizer, ckpt, args.evaluate, args.split)
@@ -148,8 +242,7 @@ def run(args: argparse.Namespace) -> int:
     if args.classify:
         probs = classify_texts(model, tokenizer, ckpt, args.classify)
         for text, row in zip(args.classify, probs, strict=True):
-            ranked = ", ".join(f"{labels[i]} {row[i]:.2f}" for i in row.argsort(descending=True))
-            print(f"{labels[int(row.argmax())]}\t({ranked})\t{text}")
+            print(f"{labels[int(row.argmax())]}\t({ranked_probabilities(row, labels)})\t{text}")
         return 0
 
     if args.classify_file:

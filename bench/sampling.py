@@ -1,6 +1,6 @@
 """Sampling speed: tokens/s of `MiniLM.generate` with the KV cache and without it.
 
-    python bench/sampling.py --rounds 7 --layouts input-major-split,input-major,output-major
+    python bench/sampling.py --rounds 7 --layouts input-major,output-major
     python bench/sampling.py --rounds 7 --threads 1  # one core, sample.py's layout only
     python bench/sampling.py --rounds 0 --memory     # only: peak memory of each path, alone
     python bench/sampling.py --smoke                 # seconds; what the tests run
@@ -8,10 +8,9 @@
 One model (the `medium` preset with block_size 256, seeded random weights, float32 as
 sample.py runs on the CPU), batch 1. Each case is PROMPT+NEW tokens; both paths run every
 case, interleaved (cached, uncached, cached, ...), and must produce identical tokens.
-The linear layers run as sample.py runs them on the CPU ('input-major-split': weights
-input-major, one-row products split over the threads; `minillm.inference`);
-`--layouts input-major-split,input-major,output-major` also times the same weights without
-the split and in nn.Linear's own order, side by side.
+The linear layers run as sample.py runs them on the CPU ('input-major': weights kept
+input-major, `minillm.cpu_linear`); `--layouts input-major,output-major` also times the
+same weights in nn.Linear's own order, side by side.
 
 With a 16-token prompt and 256 new tokens the text outgrows the 256-token window for the
 last 16 steps: every position shifts, so the cached path rebuilds its cache from the whole
@@ -42,16 +41,12 @@ from common import (
     summarise,
 )
 
-from minillm.inference import (
-    ThreadSplitLinear,
-    split_one_row_products,
-    use_input_major_weights,
-)
+from minillm.config import PRESETS
+from minillm.cpu_linear import use_input_major_weights
 from minillm.model import MiniLM, ModelConfig
-from minillm.training import PRESETS
 
 SIZE_FIELDS = ("n_layer", "n_head", "n_embd", "vocab_size")
-LAYOUTS = ("input-major-split", "input-major", "output-major")  # see build_model
+LAYOUTS = ("input-major", "output-major")  # see build_model
 
 
 def parse_case(text: str) -> tuple[int, int]:
@@ -61,18 +56,15 @@ def parse_case(text: str) -> tuple[int, int]:
     return prompt, new
 
 
-def build_model(args, layout: str = "input-major-split") -> MiniLM:
-    """The seeded model, its linear layers run as `layout`: 'input-major-split' as sample.py
-    runs them on the CPU, 'input-major' without the split of one-row products over the
-    threads, 'output-major' as nn.Linear stores its weight. The values are the same."""
+def build_model(args, layout: str = "input-major") -> MiniLM:
+    """The seeded model, its linear layers run as `layout`: 'input-major' as sample.py runs
+    them on the CPU, 'output-major' as nn.Linear stores its weight. Same values."""
     sizes = {name: PRESETS[args.preset][name] for name in SIZE_FIELDS}
     config = ModelConfig(**sizes, block_size=args.block_size, n_classes=0)
     torch.manual_seed(args.seed)
     model = MiniLM(config).eval()
-    if layout != "output-major":
+    if layout == "input-major":
         use_input_major_weights(model)
-    if layout == "input-major-split":
-        split_one_row_products(model)
     return model
 
 
@@ -182,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--preset",
         default="medium",
         choices=list(PRESETS),
-        help="model size from minillm.training.PRESETS (default: %(default)s)",
+        help="model size from minillm.config.PRESETS (default: %(default)s)",
     )
     p.add_argument(
         "--block-size",
@@ -203,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--layouts",
-        default="input-major-split",
+        default="input-major",
         help="comma-separated ways to run the linear layers, from "
         f"{', '.join(LAYOUTS)} (default: %(default)s, as sample.py runs on the CPU)",
     )
@@ -234,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--smoke",
         action="store_true",
         help="seconds-long run for the tests: tiny preset, block 32, cases 4+32 and 1+31, "
-        "every layout (the split forced on the tiny weights), 2 rounds",
+        "both layouts, 2 rounds",
     )
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)  # memory subprocess
     return p
@@ -246,7 +238,6 @@ def main(argv: list[str] | None = None) -> None:
     if args.smoke:
         args.preset, args.block_size, args.cases, args.rounds = "tiny", 32, "4+32,1+31", 2
         args.layouts, args.memory = ",".join(LAYOUTS), True
-        ThreadSplitLinear.min_split = 0  # split the tiny weights too, so the path is exercised
     cases = [parse_case(c) for c in args.cases.split(",")]
     layouts = args.layouts.split(",")
     if any(layout not in LAYOUTS for layout in layouts):

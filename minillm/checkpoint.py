@@ -137,21 +137,12 @@ def model_from_checkpoint(
 def load_for_inference(path: str | os.PathLike, device: torch.device | str = "cpu"):
     """(model in eval mode on `device`, tokenizer, checkpoint dict) from one file.
 
-    On the CPU, for faster generation with the same outputs, the linear weights are
-    re-laid input-major (`minillm.inference.use_input_major_weights`: strided (out, in)
-    views) and one-row products are spread over the threads (`split_one_row_products`).
-    To train or export a plain model, use `model_from_checkpoint(load_checkpoint(path))`.
+    The model is the plain `MiniLM` of `model_from_checkpoint`, the same one training builds.
     """
-    from minillm.inference import (  # inference code, loaded on use
-        split_one_row_products,
-        use_input_major_weights,
-    )
     from minillm.tokenizer import Tokenizer  # the tokenizer needs nothing from the model
 
     ckpt = load_checkpoint(path)
     model = model_from_checkpoint(ckpt, path).to(device).eval()
-    if torch.device(device).type == "cpu":
-        split_one_row_products(use_input_major_weights(model))  # faster one-token steps
     try:
         tokenizer = Tokenizer.from_json(ckpt["tokenizer"])
     except Exception as err:

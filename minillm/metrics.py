@@ -1,9 +1,9 @@
 """Evaluation numbers: sentiment classification scores and language-model losses.
 
 Holds: `classification_metrics` (accuracy, macro-recall, macro-F1, per-class scores and
-the confusion matrix, all from integer class ids), `format_report` to print them, and
-`lm_metrics` to turn a summed negative log-likelihood into loss, perplexity and bits per
-byte.
+the confusion matrix, all from integer class ids), `format_report` to print them,
+`ranked_probabilities` to print one post's class probabilities, and `lm_metrics` to turn
+a summed negative log-likelihood into loss, perplexity and bits per byte.
 
 Leaves out: running the model (see the training code), plotting (see
 `minillm/plots.py`), and any dependency beyond NumPy -- every score is a few lines of
@@ -119,6 +119,17 @@ def format_report(metrics: dict, label_names: list[str]) -> str:
         cells = "  ".join(f"{count:>{cell_width}d}" for count in row)
         lines.append(f"{name:<{name_width}}  {cells}")
     return "\n".join(lines)
+
+
+def ranked_probabilities(
+    probs: Sequence[float] | np.ndarray, label_names: Sequence[str], sep: str = ", "
+) -> str:
+    """One post's class probabilities, likeliest first: 'positive 0.71, neutral 0.20, ...'.
+
+    `probs` (K,) may be a list, a NumPy array or a tensor; ties keep the label order.
+    """
+    order = sorted(range(len(label_names)), key=lambda i: -float(probs[i]))
+    return sep.join(f"{label_names[i]} {float(probs[i]):.2f}" for i in order)
 
 
 def lm_metrics(total_nll_nats: float, n_tokens: int, n_bytes: int) -> dict:

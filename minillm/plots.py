@@ -1,26 +1,50 @@
-"""Pictures of a training run: loss curves and the confusion matrix, saved as PNG files.
+"""Every picture minillm draws, saved as PNG files.
 
-Holds: `plot_losses`, which draws the rows of a training metrics log (train loss, val
-loss, and val bits-per-byte or val accuracy / macro-recall when the log has them), and
-`plot_confusion`, a heatmap of a sentiment confusion matrix.
+Holds the figures of a training run -- `plot_losses` (train and val loss, and val
+bits-per-byte or val accuracy / macro-recall when the log has them) and `plot_confusion`
+(a sentiment confusion matrix) -- and the figures of a model's reading of one post --
+`plot_attention` (a heatmap per layer and head) and `plot_saliency` (the tokens as a strip
+of boxes coloured by their gradient × input score). The post's text may hold any script
+or emoji, so the second pair picks fonts that can draw it (`fonts_for`, `drawable`).
 
-Leaves out: computing the numbers (see `minillm/metrics.py`), reading the JSONL log from
-disk, and any interactive display -- matplotlib runs on the Agg backend, so plotting
-works on a headless machine and in tests. Every figure is closed after saving.
+Leaves out: computing the numbers (`minillm.metrics`, `minillm.explain`), reading logs
+from disk, and any global matplotlib state -- figures are `matplotlib.figure.Figure`
+objects rendered straight to PNG, never pyplot's, so importing this module selects no
+backend and opens no window, and nothing is left open after a save.
 """
 
 from __future__ import annotations
 
+import functools
+import unicodedata
+from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # draw to files only; never needs a display
-
-import matplotlib.pyplot as plt  # after choosing the backend
 import numpy as np
+from matplotlib import colormaps, font_manager
+from matplotlib.figure import Figure
+from matplotlib.ft2font import FT2Font
+from matplotlib.patches import Rectangle
 
-DPI = 120
+from minillm.explain import relative_scores
+from minillm.metrics import ranked_probabilities
+
+RUN_DPI = 120  # loss curves and confusion matrices
+# Attention grids and saliency strips: every inch is sized to the tokens (see
+# `attention_figsize`, `strip_layout`), so a PNG is exactly its size in inches × 100.
+TOKEN_DPI = 100
+
+
+def _save(fig: Figure, path: str | Path, dpi: int) -> Path:
+    """Write `fig` to `path` (parent folders made as needed) at `dpi`; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)  # no bbox="tight": the PNG is exactly figsize × dpi
+    return path
+
+
+# -----------------------------------------------------------------------------
+# A training run: loss curves and the confusion matrix
 
 
 def _ema(values: list[float], beta: float = 0.9) -> list[float]:
@@ -37,15 +61,6 @@ def _rows_of_kind(rows: list[dict], kind: str) -> list[dict]:
     """Rows of one kind that carry a step and a loss, sorted by step."""
     chosen = [r for r in rows if r.get("kind") == kind and "step" in r and "loss" in r]
     return sorted(chosen, key=lambda r: r["step"])
-
-
-def _save(fig: plt.Figure, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
-    return path
 
 
 def plot_losses(rows: list[dict], path: str | Path, title: str | None = None) -> Path:
@@ -66,7 +81,8 @@ def plot_losses(rows: list[dict], path: str | Path, title: str | None = None) ->
     has_bpb = any("bpb" in r for r in val)
     has_scores = any("macro_recall" in r for r in val)
     n_axes = 2 if has_scores else 1
-    fig, axes = plt.subplots(1, n_axes, figsize=(6.5 * n_axes, 4.5), squeeze=False)
+    fig = Figure(figsize=(6.5 * n_axes, 4.5))
+    axes = fig.subplots(1, n_axes, squeeze=False)
     ax = axes[0, 0]
 
     lines = []  # every curve on the loss axes, twin included, for one shared legend
@@ -145,7 +161,8 @@ def plot_losses(rows: list[dict], path: str | Path, title: str | None = None) ->
 
     if title:
         fig.suptitle(title)
-    return _save(fig, path)
+    fig.tight_layout()
+    return _save(fig, path, RUN_DPI)
 
 
 def plot_confusion(
@@ -177,7 +194,8 @@ def plot_confusion(
     shown = shares if normalize else counts
 
     side = max(4.0, 1.1 * n_classes + 2.0)
-    fig, ax = plt.subplots(figsize=(side + 1.0, side))
+    fig = Figure(figsize=(side + 1.0, side))
+    ax = fig.subplots()
     image = ax.imshow(shown, cmap="Blues", vmin=0, vmax=1 if normalize else max(1, counts.max()))
     fig.colorbar(image, ax=ax, label="share of true class" if normalize else "count")
 
@@ -194,4 +212,202 @@ def plot_confusion(
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title or "confusion matrix")
-    return _save(fig, path)
+    fig.tight_layout()
+    return _save(fig, path, RUN_DPI)
+
+
+# -----------------------------------------------------------------------------
+# Fonts: DejaVu Sans (bundled with matplotlib) has Latin, Greek, Cyrillic, Arabic, Hebrew
+# and many symbols, but no Chinese, Japanese, Korean or emoji. Fonts that have them are
+# used when installed (e.g. `apt install fonts-noto-cjk fonts-symbola`; then delete
+# matplotlib's font cache, ~/.cache/matplotlib/fontlist-*.json, so it sees them). A
+# character no installed font has is drawn as its code point, e.g. ‹U+1F602›.
+
+BASE_FONT = "DejaVu Sans"
+PREFERRED_FONTS = (
+    "Noto Sans CJK JP", "Noto Sans CJK SC", "Source Han Sans", "WenQuanYi Micro Hei",
+    "WenQuanYi Zen Hei", "Droid Sans Fallback", "PingFang SC", "Hiragino Sans GB",
+    "Microsoft YaHei", "Malgun Gothic", "Noto Emoji", "Symbola", "Segoe UI Emoji",
+    "Segoe UI Symbol", "Arial Unicode MS",
+)  # fmt: skip
+# Colour-bitmap emoji fonts, which Agg cannot draw, and a font of placeholder boxes.
+SKIPPED_FONTS = ("Noto Color Emoji", "Apple Color Emoji", "Last Resort High-Efficiency")
+INVISIBLE = ("Cf", "Mn", "Me")  # joiners, variation selectors, combining marks
+
+
+@functools.cache
+def installed_fonts() -> dict[str, str]:
+    """Font family -> font file, for the fonts matplotlib knows (skipped ones left out)."""
+    fonts: dict[str, str] = {}
+    for entry in sorted(font_manager.fontManager.ttflist, key=lambda f: (f.name, f.fname)):
+        if entry.name not in SKIPPED_FONTS and entry.name not in fonts:
+            fonts[entry.name] = entry.fname
+    return fonts
+
+
+@functools.cache
+def _charmap(path: str) -> frozenset[int]:
+    try:
+        return frozenset(FT2Font(path).get_charmap())
+    except (OSError, RuntimeError, ValueError):  # an unreadable font file covers nothing
+        return frozenset()
+
+
+def fonts_for(texts: Sequence[str]) -> tuple[list[str], set[str]]:
+    """(font families to draw `texts` with, in fallback order; characters none of them has).
+
+    DejaVu Sans first, then the preferred fonts that are installed, then any other
+    installed font, each added only if it has a character the ones before it lack.
+    """
+    installed = installed_fonts()
+    chars = {c for text in texts for c in text if not c.isspace()}
+    visible = {c for c in chars if unicodedata.category(c) not in INVISIBLE}
+    order = [BASE_FONT, *(f for f in PREFERRED_FONTS if f in installed)]
+    order += [f for f in installed if f not in order]
+    families, covered = [], set()
+    for family in order:
+        if not visible - covered and family != BASE_FONT:
+            break
+        path = installed.get(family)
+        has = {c for c in chars if ord(c) in _charmap(path)} if path else set()
+        if family == BASE_FONT or (visible - covered) & has:
+            families.append(family)
+            covered |= has
+    return families, chars - covered
+
+
+def drawable(text: str, missing: set[str]) -> str:
+    """`text` ready for matplotlib: characters no font has become ‹U+XXXX› (invisible ones
+    are dropped), and `$` is escaped so it is never read as the start of a formula."""
+    out = []
+    for c in text:
+        if c not in missing:
+            out.append(r"\$" if c == "$" else c)
+        elif unicodedata.category(c) not in INVISIBLE:
+            out.append(f"‹U+{ord(c):04X}›")
+    return "".join(out) or "".join(f"‹U+{ord(c):04X}›" for c in text)
+
+
+# -----------------------------------------------------------------------------
+# One post: attention heatmaps
+
+
+def attention_figsize(n_layer: int, n_head: int, T: int) -> tuple[float, float]:
+    """Figure size in inches: one panel per head, sized so each token gets a tick row."""
+    heatmap = min(0.15 * T, 10.0) + 0.4  # 0.15 in per token, plus the panel's title
+    labels = 1.0  # the token labels, on the left column and the bottom row only
+    return (n_head * heatmap + labels + 1.3, n_layer * heatmap + labels + 0.9)
+
+
+def plot_attention(
+    maps: np.ndarray, labels: Sequence[str], path: str | Path, title: str | None = None
+) -> Path:
+    """Draw maps (n_layer, nh, T, T) as a grid of heatmaps: one row per layer, one column
+    per head; queries down the side, keys along the bottom. Grey cells are future
+    tokens, which the causal mask hides. Returns the path of the PNG."""
+    n_layer, n_head, T, _ = maps.shape
+    if len(labels) != T:
+        raise ValueError(f"{len(labels)} labels for {T} tokens")
+    families, missing = fonts_for([*labels, title or ""])
+    shown = [drawable(label, missing) for label in labels]
+    fontsize = float(np.clip(min(0.15, 10.0 / T) * 72 * 0.75, 4, 9))  # 3/4 of a token's row
+    fig = Figure(figsize=attention_figsize(n_layer, n_head, T), layout="constrained")
+    axes = fig.subplots(n_layer, n_head, squeeze=False)
+    future = np.triu(np.ones((T, T), dtype=bool), k=1)
+    cmap = colormaps["Blues"].with_extremes(bad="0.88")  # masked (future) cells: light grey
+    for layer in range(n_layer):
+        for head in range(n_head):
+            ax = axes[layer, head]
+            image = ax.imshow(
+                np.ma.masked_array(maps[layer, head], future),
+                cmap=cmap, vmin=0.0, vmax=1.0, interpolation="nearest",
+            )  # fmt: skip
+            ticks = np.arange(T)
+            ax.set_xticks(ticks, shown, rotation=90, fontsize=fontsize, fontfamily=families)
+            ax.set_yticks(ticks, shown, fontsize=fontsize, fontfamily=families)
+            ax.tick_params(length=0, labelbottom=layer == n_layer - 1, labelleft=head == 0)
+            ax.set_title(f"layer {layer} · head {head}", fontsize=10)
+            if head == 0:
+                ax.set_ylabel("query (reads)")
+            if layer == n_layer - 1:
+                ax.set_xlabel("key (is read)")
+    fig.colorbar(image, ax=axes, shrink=0.6, label="attention weight")
+    if title:
+        fig.suptitle(drawable(title, missing), fontfamily=families)
+    return _save(fig, path, TOKEN_DPI)
+
+
+# -----------------------------------------------------------------------------
+# One post: the saliency strip
+
+STRIP_WIDTH = 10.0  # inches
+ROW_HEIGHT = 0.62
+HEADER = 0.85
+
+
+def _text_width(text: str) -> float:
+    """Rough width in inches at 11 pt: wide (CJK, emoji) characters count double."""
+    wide = sum(unicodedata.east_asian_width(c) in "WF" for c in text)
+    return 0.1 * (len(text) - wide) + 0.19 * wide
+
+
+def strip_layout(labels: Sequence[str]) -> tuple[list[tuple[float, int, float]], tuple]:
+    """(x, row, width) in inches for each token box, and the figure size (w, h).
+
+    Boxes fill rows of STRIP_WIDTH inches, left to right, wrapping like text.
+    """
+    boxes, x, row = [], 0.1, 0
+    for label in labels:
+        width = max(0.4, _text_width(label) + 0.16)
+        if x + width > STRIP_WIDTH - 0.1 and x > 0.1:  # wrap to the next row
+            x, row = 0.1, row + 1
+        boxes.append((x, row, width))
+        x += width + 0.04
+    return boxes, (STRIP_WIDTH, HEADER + ROW_HEIGHT * (row + 1) + 0.1)
+
+
+def plot_saliency(
+    labels: Sequence[str],
+    scores: np.ndarray,
+    path: str | Path,
+    label_names: Sequence[str] | None = None,
+    probs: np.ndarray | None = None,
+    target: int | None = None,
+) -> Path:
+    """Draw the tokens as a strip of boxes coloured by score (blue toward the explained
+    class, red away; white near zero), each with its score relative to the largest.
+
+    `scores` (T,) are raw; they are shown divided by the largest magnitude. With
+    `label_names`, `probs` (K,) and `target`, the header names the class explained.
+    """
+    if len(labels) != len(scores):
+        raise ValueError(f"{len(labels)} labels for {len(scores)} scores")
+    rel = relative_scores(scores)
+    families, missing = fonts_for(labels)
+    shown = [drawable(label, missing) for label in labels]
+    boxes, (width, height) = strip_layout(shown)
+    fig = Figure(figsize=(width, height))
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_xlim(0, width)
+    ax.set_ylim(height, 0)  # inches from the top
+    ax.axis("off")
+    if label_names is not None and probs is not None and target is not None:
+        ranked = ranked_probabilities(probs, label_names, sep="   ")
+        head = f"explaining '{label_names[target]}'   ({ranked})"
+    else:
+        head = "explaining the predicted class"
+    ax.text(0.1, 0.3, head, fontsize=12, va="center")
+    ax.text(0.1, 0.62, "gradient × input on the token embeddings: blue pushes toward the "
+            "class, red away (1.00 = the strongest token)", fontsize=9, va="center",
+            color="0.3")  # fmt: skip
+    cmap = colormaps["RdBu"]
+    for (x, row, w), label, r in zip(boxes, shown, rel, strict=True):
+        y = HEADER + row * ROW_HEIGHT
+        face = cmap(0.5 + 0.5 * r)  # 0 = red, 0.5 = white, 1 = blue
+        ax.add_patch(Rectangle((x, y), w, 0.36, facecolor=face, edgecolor="0.6", lw=0.5))
+        ink = "white" if abs(r) > 0.6 else "black"
+        ax.text(x + w / 2, y + 0.18, label, ha="center", va="center",
+                fontsize=11, color=ink, fontfamily=families)  # fmt: skip
+        ax.text(x + w / 2, y + 0.47, f"{r:+.2f}", ha="center", va="center", fontsize=7,
+                color="0.35")  # fmt: skip
+    return _save(fig, path, TOKEN_DPI)

@@ -61,7 +61,7 @@ def attention(
 
     `mask` is boolean, broadcastable to (B, nh, Tq, Tk), True where a query may attend.
     A query allowed to see no key at all gets zeros. `record`, if given, receives the
-    attention weights (B, nh, Tq, Tk) (minillm.explain draws them).
+    attention weights (B, nh, Tq, Tk) (minillm.explain collects them, minillm.plots draws them).
     """
     d_k = q.shape[-1]
     scores = q @ np.swapaxes(k, -1, -2) / np.sqrt(d_k)  # (B, nh, Tq, Tk)

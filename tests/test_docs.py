@@ -3,19 +3,34 @@
 from __future__ import annotations
 
 import ast
+import importlib
+import importlib.util
 import re
 import shlex
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from minillm import explain
 from minillm import reference as ref
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "attention.md"
 QUOTE_HEADER = re.compile(r"# (minillm/[\w/]+\.py), ([\w.]+)\(\)")
+
+
+def load_worked_example():
+    """docs/worked_example.py, the script that writes section 3 (it is not in the package)."""
+    path = ROOT / "docs" / "worked_example.py"
+    spec = importlib.util.spec_from_file_location("worked_example", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(spec.name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
+worked = load_worked_example()
 
 
 def doc_text() -> str:
@@ -24,8 +39,8 @@ def doc_text() -> str:
 
 def worked_example_section() -> str:
     text = doc_text()
-    start = text.index(explain.WALKTHROUGH_START) + len(explain.WALKTHROUGH_START)
-    return text[start : text.index(explain.WALKTHROUGH_END)].strip()
+    start = text.index(worked.START) + len(worked.START)
+    return text[start : text.index(worked.END)].strip()
 
 
 def parse_tables(markdown: str) -> dict[str, np.ndarray]:
@@ -45,9 +60,20 @@ def parse_tables(markdown: str) -> dict[str, np.ndarray]:
 
 
 def test_worked_example_is_what_the_reference_computes_today():
-    assert worked_example_section() == explain.walkthrough_markdown(), (
-        "docs/attention.md is stale: run `python -m minillm.explain --update docs/attention.md`"
+    assert worked_example_section() == worked.walkthrough_markdown(), (
+        "docs/attention.md is stale: run `python docs/worked_example.py --update docs/attention.md`"
     )
+
+
+def test_update_rewrites_only_the_worked_example(tmp_path):
+    stale = tmp_path / "doc.md"
+    stale.write_text(f"# top\n{worked.START}\nold numbers\n{worked.END}\nrest\n", encoding="utf-8")
+    assert worked.main(["--update", str(stale)]) == 0
+    expected = f"# top\n{worked.START}\n{worked.walkthrough_markdown()}\n{worked.END}\nrest\n"
+    assert stale.read_text(encoding="utf-8") == expected
+    (tmp_path / "none.md").write_text("no markers\n", encoding="utf-8")
+    with pytest.raises(SystemExit, match="markers"):
+        worked.main(["--update", str(tmp_path / "none.md")])
 
 
 def test_every_number_of_the_worked_example_recomputes_from_its_q_k_v():
@@ -69,7 +95,7 @@ def test_every_number_of_the_worked_example_recomputes_from_its_q_k_v():
     np.testing.assert_allclose(t["masked"], masked, atol=half, rtol=0)  # −∞ equals −∞
     np.testing.assert_allclose(t["weights"], weights, atol=half, rtol=0)
     np.testing.assert_allclose(t["output"], output, atol=half, rtol=0)
-    np.testing.assert_array_equal(q, explain.EXAMPLE_Q)
+    np.testing.assert_array_equal(q, worked.Q)
 
 
 def quoted_code_blocks() -> list[tuple[str, str, list[str]]]:
@@ -109,23 +135,51 @@ def test_quoted_code_lines_still_exist_in_the_function_they_cite(where):
     assert not stale, f"docs/attention.md quotes lines that are not in {path} {name}(): {stale}"
 
 
-def test_commands_in_the_doc_parse():
+def test_commands_in_the_doc_parse(capsys):
     import sample
 
     parser = sample.build_parser()
-    if "--attention" not in parser.format_help():
-        explain.add_cli_arguments(parser)
-    commands = re.findall(r"^python (sample\.py|train\.py|-m minillm\.explain) (.*)$",
+    commands = re.findall(r"^python (sample\.py|train\.py|docs/worked_example\.py)\b(.*)$",
                           doc_text(), flags=re.M)  # fmt: skip
     assert any(c[0] == "sample.py" and "--attention" in c[1] for c in commands)
     assert any(c[0] == "sample.py" and "--explain" in c[1] for c in commands)
+    assert any(c[0] == "docs/worked_example.py" for c in commands)
     for program, rest in commands:
         argv = shlex.split(rest, comments=True)
         if program == "sample.py":
             args = parser.parse_args(argv)
             assert args.out is None or args.out.endswith(".png")
-        elif program.startswith("-m"):
-            explain.main(argv)  # prints the walkthrough
+        elif program == "docs/worked_example.py":
+            assert worked.main(argv) == 0  # prints the walkthrough
+            assert capsys.readouterr().out.strip() == worked.walkthrough_markdown()
+
+
+def resolves(dotted: str) -> bool:
+    """Whether `a.b.c` names a module, or an attribute of one (a function, a class)."""
+    parts = dotted.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        for attribute in parts[i:]:
+            if not hasattr(obj, attribute):
+                return False
+            obj = getattr(obj, attribute)
+        return True
+    return False
+
+
+def test_every_script_module_and_function_the_doc_names_exists():
+    text = doc_text()
+    for path in re.findall(r"^python ([\w/]+\.py)\b", text, flags=re.M):
+        assert (ROOT / path).is_file(), f"docs/attention.md runs {path}, which is missing"
+    for module in re.findall(r"python -m ([\w.]+)", text):
+        spec = importlib.util.find_spec(module)
+        runs = spec and '__name__ == "__main__"' in Path(spec.origin).read_text(encoding="utf-8")
+        assert runs, f"docs/attention.md runs `python -m {module}`, which is not a script"
+    for name in re.findall(r"`(minillm(?:\.\w+)+)`", text):
+        assert resolves(name), f"docs/attention.md names `{name}`, which does not exist"
 
 
 def test_figures_the_doc_shows_exist_and_are_small():

@@ -1,8 +1,7 @@
-"""Attention maps, token labels, gradient × input saliency and their pictures."""
+"""Attention maps, token labels, gradient × input saliency, their pictures and flags."""
 
 from __future__ import annotations
 
-import argparse
 import warnings
 from dataclasses import asdict
 
@@ -11,11 +10,12 @@ import pytest
 import torch
 from matplotlib import image as mpimg
 
-from minillm import MiniLM, ModelConfig
+import sample
+from minillm import MiniLM, ModelConfig, plots
 from minillm import explain as ex
 from minillm import reference as ref
 from minillm.checkpoint import load_for_inference, save_checkpoint
-from minillm.inference import classify_texts
+from minillm.inference import classify_texts, encode_for_checkpoint
 from minillm.tokenizer import Tokenizer
 
 ENGLISH = "just landed in tokyo and the food is amazing, $5 ramen!!"
@@ -52,6 +52,11 @@ def sentiment(tmp_path_factory):
 def lm(tmp_path_factory):
     path = make_checkpoint(tmp_path_factory.mktemp("ckpt") / "lm.pt", n_classes=0)
     return path, *load_for_inference(path)
+
+
+def encode(text: str, tok, ckpt) -> list[int]:
+    (ids,) = encode_for_checkpoint([text], tok, ckpt)
+    return ids
 
 
 # -- token labels ---------------------------------------------------------------
@@ -95,7 +100,7 @@ def test_token_labels_never_crash_on_arbitrary_ids(sentiment):
 
 def test_attention_maps_are_causal_distributions(sentiment):
     _, model, tok, ckpt = sentiment
-    ids = ex.encode_for_checkpoint(EMOJI, tok, ckpt, model.config.block_size)
+    ids = encode(EMOJI, tok, ckpt)
     maps = ex.attention_maps(model, ids)
     T = len(ids)
     assert maps.shape == (model.config.n_layer, model.config.n_head, T, T)
@@ -118,7 +123,7 @@ def test_recording_attention_does_not_change_the_reference():
 
 def test_saliency_is_deterministic_with_one_score_per_token(sentiment):
     path, model, tok, ckpt = sentiment
-    ids = ex.encode_for_checkpoint(ENGLISH, tok, ckpt, model.config.block_size)
+    ids = encode(ENGLISH, tok, ckpt)
     scores, predicted, probs = ex.saliency(model, ids)
     again = ex.saliency(model, ids)
     np.testing.assert_array_equal(scores, again[0])
@@ -148,10 +153,13 @@ def test_saliency_is_gradient_times_input(sentiment):
 
 def test_ansi_line_colours_only_when_asked(sentiment, monkeypatch):
     _, model, tok, ckpt = sentiment
-    ids = ex.encode_for_checkpoint(EMOJI, tok, ckpt, model.config.block_size)
+    ids = encode(EMOJI, tok, ckpt)
     scores, _, _ = ex.saliency(model, ids)
-    coloured = ex.ansi_saliency_line(tok, ids, scores, color=True)
-    plain = ex.ansi_saliency_line(tok, ids, scores, color=False)
+    pieces = ex.character_scores(tok, ids, scores)
+    assert "".join(text for text, _ in pieces) == EMOJI + "<eos>"  # the classifier reads eos
+    assert sum(score for _, score in pieces) == pytest.approx(float(scores.sum()))
+    coloured = sample.saliency_line(pieces, color=True)
+    plain = sample.saliency_line(pieces, color=False)
     assert "\x1b[" in coloured and "\x1b[" not in plain
     assert "[+1.00]" in plain or "[-1.00]" in plain
     assert "😭" in plain and "\ufffd" not in plain, "split emoji are shown whole"
@@ -161,21 +169,34 @@ def test_ansi_line_colours_only_when_asked(sentiment, monkeypatch):
             return True
 
     monkeypatch.delenv("NO_COLOR", raising=False)
-    assert ex.use_color(FakeTTY())
+    assert sample.use_color(FakeTTY())
     monkeypatch.setenv("NO_COLOR", "1")
-    assert not ex.use_color(FakeTTY())
+    assert not sample.use_color(FakeTTY())
+
+
+def test_character_scores_join_a_split_character_and_mark_a_cut_one(sentiment):
+    _, _, tok, _ = sentiment
+    ids = tok.encode("ok🙂")  # o, k, then 🙂 (unseen in training) as three byte tokens
+    assert [done for done, _ in ex.token_pieces(tok, ids)] == ["o", "k", "", "", "🙂"]
+    scores = np.arange(1.0, len(ids) + 1)
+    assert ex.character_scores(tok, ids, scores) == [("o", 1.0), ("k", 2.0), ("🙂", 12.0)]
+    cut = ex.character_scores(tok, ids[:-1], scores[:-1])  # ends mid-emoji
+    assert cut == [("o", 1.0), ("k", 2.0), ("\ufffd", 7.0)]
+    np.testing.assert_array_equal(ex.relative_scores([2.0, -4.0, 0.0]), [0.5, -1.0, 0.0])
+    np.testing.assert_array_equal(ex.relative_scores([0.0, 0.0]), [0.0, 0.0])
 
 
 # -- pictures and the command line -----------------------------------------------
 
 
-def cli_args(**kwargs) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    ex.add_cli_arguments(parser)
+def run_flags(model, tok, ckpt, **flags) -> int:
+    """sample.py's --attention or --explain (with --out) on an already loaded checkpoint."""
     argv = []
-    for key, value in kwargs.items():
+    for key, value in flags.items():
         argv += [f"--{key}", str(value)]
-    return parser.parse_args(argv)
+    args = sample.build_parser().parse_args(argv)
+    draw = sample.draw_attention if args.attention is not None else sample.explain_label
+    return draw(args, model, tok, ckpt)
 
 
 def png_size(path) -> tuple[int, int]:
@@ -189,10 +210,10 @@ def test_attention_command_draws_every_layer_and_head(sentiment, tmp_path, capsy
     out = tmp_path / f"{name}.png"
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a missing glyph would warn
-        assert ex.run_cli(cli_args(attention=POSTS[name], out=out), model, tok, ckpt) == 0
-    T = len(ex.encode_for_checkpoint(POSTS[name], tok, ckpt, model.config.block_size))
-    w, h = ex.attention_figsize(model.config.n_layer, model.config.n_head, T)
-    assert png_size(out) == (round(w * ex.DPI), round(h * ex.DPI))
+        assert run_flags(model, tok, ckpt, attention=POSTS[name], out=out) == 0
+    T = len(encode(POSTS[name], tok, ckpt))
+    w, h = plots.attention_figsize(model.config.n_layer, model.config.n_head, T)
+    assert png_size(out) == (round(w * plots.TOKEN_DPI), round(h * plots.TOKEN_DPI))
     assert "2 layers × 2 heads" in capsys.readouterr().err
 
 
@@ -203,48 +224,46 @@ def test_explain_command_prints_and_draws(sentiment, tmp_path, capsys, monkeypat
     out = tmp_path / f"{name}.png"
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert ex.run_cli(cli_args(explain=POSTS[name], out=out), model, tok, ckpt) == 0
+        assert run_flags(model, tok, ckpt, explain=POSTS[name], out=out) == 0
     stdout = capsys.readouterr().out.splitlines()
     assert stdout[0].split("\t")[0] in ckpt["label_names"]
     assert "\x1b[" not in stdout[1] and stdout[1].endswith("]")
-    ids = ex.encode_for_checkpoint(POSTS[name], tok, ckpt, model.config.block_size)
+    ids = encode(POSTS[name], tok, ckpt)
     labels = ex.token_labels(tok, ids)
-    missing = ex.fonts_for(labels)[1]
-    _, (w, h) = ex.strip_layout([ex.drawable(label, missing) for label in labels])
-    assert png_size(out) == (round(w * ex.DPI), round(h * ex.DPI))
+    missing = plots.fonts_for(labels)[1]
+    _, (w, h) = plots.strip_layout([plots.drawable(label, missing) for label in labels])
+    assert png_size(out) == (round(w * plots.TOKEN_DPI), round(h * plots.TOKEN_DPI))
 
 
 def test_pictures_fall_back_to_code_points_without_cjk_or_emoji_fonts(
     sentiment, tmp_path, monkeypatch
 ):
     _, model, tok, ckpt = sentiment
-    dejavu = {k: v for k, v in ex.installed_fonts().items() if k.startswith("DejaVu")}
-    monkeypatch.setattr(ex, "installed_fonts", lambda: dejavu)
-    families, missing = ex.fonts_for([CHINESE])
+    dejavu = {k: v for k, v in plots.installed_fonts().items() if k.startswith("DejaVu")}
+    monkeypatch.setattr(plots, "installed_fonts", lambda: dejavu)
+    families, missing = plots.fonts_for([CHINESE])
     assert families == ["DejaVu Sans"] and "今" in missing
-    assert ex.drawable("今$", missing) == r"‹U+4ECA›\$"
-    assert ex.drawable("\ufe0f", {"\ufe0f"}) == "‹U+FE0F›", "never an empty label"
+    assert plots.drawable("今$", missing) == r"‹U+4ECA›\$"
+    assert plots.drawable("\ufe0f", {"\ufe0f"}) == "‹U+FE0F›", "never an empty label"
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        ex.run_cli(cli_args(attention=CHINESE, out=tmp_path / "a.png"), model, tok, ckpt)
-        ex.run_cli(cli_args(explain=EMOJI, out=tmp_path / "e.png"), model, tok, ckpt)
+        run_flags(model, tok, ckpt, attention=CHINESE, out=tmp_path / "a.png")
+        run_flags(model, tok, ckpt, explain=EMOJI, out=tmp_path / "e.png")
     assert (tmp_path / "a.png").stat().st_size > 0 and (tmp_path / "e.png").stat().st_size > 0
 
 
 def test_language_model_attention_starts_after_end_of_post(lm, tmp_path):
     _, model, tok, ckpt = lm
-    ids = ex.encode_for_checkpoint(ENGLISH, tok, ckpt, model.config.block_size)
+    ids = encode(ENGLISH, tok, ckpt)
     assert ids[0] == tok.eos_id and ids[1:] == tok.encode(ENGLISH)
-    assert ex.run_cli(cli_args(attention="hi", out=tmp_path / "a.png"), model, tok, ckpt) == 0
+    assert run_flags(model, tok, ckpt, attention="hi", out=tmp_path / "a.png") == 0
     with pytest.raises(ValueError, match="sentiment"):
-        ex.run_cli(cli_args(explain="hi"), model, tok, ckpt)
+        run_flags(model, tok, ckpt, explain="hi")
+    with pytest.raises(ValueError, match="classification head"):
+        ex.saliency(model, ids)
 
 
-def test_sample_py_runs_the_commands_when_wired(sentiment, tmp_path):
-    import sample
-
-    if "--attention" not in sample.build_parser().format_help():
-        pytest.skip("sample.py does not have --attention yet")
+def test_sample_py_runs_the_commands(sentiment, tmp_path, capsys):
     path = sentiment[0]
     out = tmp_path / "maps.png"
     assert sample.main(["--ckpt", str(path), "--attention", ENGLISH, "--out", str(out)]) == 0
@@ -252,3 +271,7 @@ def test_sample_py_runs_the_commands_when_wired(sentiment, tmp_path):
     out = tmp_path / "why.png"
     assert sample.main(["--ckpt", str(path), "--explain", CHINESE, "--out", str(out)]) == 0
     assert out.stat().st_size > 0
+    both = ["--ckpt", str(path), "--attention", "a", "--explain", "b"]
+    capsys.readouterr()
+    assert sample.main(both) == 2
+    assert "not both" in capsys.readouterr().err

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from minillm.metrics import classification_metrics, format_report, lm_metrics
+from minillm.metrics import classification_metrics, format_report, lm_metrics, ranked_probabilities
 
 LABELS = ["negative", "neutral", "positive"]
 
@@ -166,6 +166,18 @@ def test_format_report_lists_everything():
     rows = lines[lines.index(header) + 1 :]
     assert [row.split()[1:] for row in rows] == [["1", "1", "0"], ["0", "1", "0"], ["0", "0", "1"]]
     assert len({len(row) for row in [header, *rows]}) == 1  # all the same width
+
+
+def test_ranked_probabilities_likeliest_first_from_any_sequence():
+    import torch
+
+    probs = [0.2, 0.7, 0.1]
+    expected = "neutral 0.70, negative 0.20, positive 0.10"
+    assert ranked_probabilities(probs, LABELS) == expected
+    assert ranked_probabilities(np.array(probs), LABELS) == expected
+    assert ranked_probabilities(torch.tensor(probs), LABELS) == expected
+    assert ranked_probabilities(probs, LABELS, sep="   ") == expected.replace(", ", "   ")
+    assert ranked_probabilities([0.5, 0.0, 0.5], LABELS).startswith("negative 0.50, positive")
 
 
 def test_lm_metrics_uniform_bytes_is_eight_bits():

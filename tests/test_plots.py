@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import matplotlib.image
 import matplotlib.pyplot as plt
@@ -116,3 +118,27 @@ def test_plot_confusion_empty_row(tmp_path):
 def test_plot_confusion_bad_input(tmp_path, confusion, labels):
     with pytest.raises(ValueError):
         plot_confusion(confusion, labels, tmp_path / "c.png")
+
+
+NO_GLOBAL_STATE = """
+import sys
+import matplotlib
+before = matplotlib.rcParams._get_backend_or_none()  # None: no backend picked yet
+import numpy as np
+from minillm import plots
+out = sys.argv[1]
+plots.plot_losses([{"step": 1, "kind": "train", "loss": 2.0}], out + "/l.png")
+plots.plot_confusion([[1, 0], [0, 1]], ["a", "b"], out + "/c.png")
+plots.plot_attention(np.full((1, 1, 2, 2), 0.5), ["a", "b"], out + "/a.png")
+plots.plot_saliency(["a", "b"], np.array([1.0, -0.5]), out + "/s.png")
+assert matplotlib.rcParams._get_backend_or_none() == before, "a backend was picked"
+assert "matplotlib.pyplot" not in sys.modules, "pyplot was imported"
+"""
+
+
+def test_plotting_leaves_matplotlib_as_it_found_it(tmp_path):
+    # in a fresh process: no backend picked, pyplot never imported
+    done = subprocess.run([sys.executable, "-c", NO_GLOBAL_STATE, str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "c.png", "l.png", "s.png"]
