@@ -29,7 +29,6 @@ VOCAB=${VOCAB:-4096}
 PY=${PYTHON:-python}
 [ -d "$SHARED" ] || { echo "error: $SHARED not found (set SHARED=path/to/shared/data)" >&2; exit 2; }
 DEV="$SHARED/semeval2017-4a/twitter-2016devtest-A.tsv"
-source bench/sentiment_recipe.sh  # LM_FLAGS, FT_FLAGS
 mkdir -p "$OUT"
 start=$(date +%s)
 
@@ -44,7 +43,9 @@ train_stage() {
 }
 
 echo "== 1-2. tokenizer + language-model pretraining ($PRETRAIN_MIN min)"
-train_stage lm "${LM_FLAGS[@]}" --max-minutes "$PRETRAIN_MIN" --eval-interval 1000000
+train_stage lm --task lm --data "$SHARED" --data-splits train,val --val "$DEV" \
+    --preset medium --vocab-size "$VOCAB" --batch-size 16 \
+    --max-minutes "$PRETRAIN_MIN" --eval-interval 1000000
 tail -2 "$OUT/lm.log"
 
 START_FROM="$OUT/lm/best.pt"
@@ -59,7 +60,9 @@ if [ "$EMOJI_MIN" != 0 ]; then
 fi
 
 echo "== 4. sentiment fine-tuning ($FINETUNE_MIN min)"
-train_stage sentiment "${FT_FLAGS[@]}" --init-from "$START_FROM" --max-minutes "$FINETUNE_MIN"
+train_stage sentiment --task sentiment --data "$SHARED/semeval2017-4a" --val "$DEV" \
+    --class-weights --batch-size 64 --lr 5e-4 --warmup-steps 100 --dropout 0.1 \
+    --eval-interval 150 --init-from "$START_FROM" --max-minutes "$FINETUNE_MIN"
 cp "$OUT/sentiment/best.pt" "$OUT/sentiment.pt"
 
 echo "== 5. the selected model on $DEV"

@@ -5,19 +5,16 @@
     python bench/throughput.py --rounds 0 --memory            # only: peak memory per variant
     python bench/throughput.py --smoke            # seconds; what the tests run
 
-A variant is PRESET:DTYPE[:OPTION...], e.g. `medium:bfloat16:compile`. PRESET is a
-key of minillm.training.PRESETS; DTYPE is float32 or bfloat16 (autocast, minillm.device).
-Each step is a copy of one step of minillm.training's loop, with its model, optimizer,
-batches, loss, clipping and schedule. The options change one thing each:
+A variant is PRESET:DTYPE[:OPTION...], e.g. `medium:bfloat16:compile`: `train.py --preset
+PRESET --dtype DTYPE` on the CPU, PRESET a key of minillm.config.PRESETS, DTYPE float32 or
+bfloat16. Each step is minillm.training.train_step on an lm_batch of the bundled posts,
+with the model, optimizer, attention kernel and learning-rate schedule built by the
+library as train.py builds them. The options change one setting each:
 
-    compile      minillm.device.maybe_compile, as `train.py --compile`
-    fp32-ce      cross-entropy on a float32 copy of the logits (autocast's way), instead
-                 of minillm.training.summed_cross_entropy's bfloat16 log-softmax
-    sdpa         F.scaled_dot_product_attention everywhere, instead of the kernel that
-                 minillm.training.choose_attention_kernel picks (explicit for CPU bf16)
-    manual-attn  minillm's explicit attention everywhere
-    math-sdpa    SDPA forced to its unfused math kernel
-    fused        AdamW's fused kernel (minillm uses it only on CUDA)
+    compile        torch.compile, as `train.py --compile`
+    fused-attn     MiniLM(attention="fused"): F.scaled_dot_product_attention
+    explicit-attn  MiniLM(attention="explicit"): minillm's hand-written attention
+                   (without either, minillm.training.attention_kernel picks, as train.py)
 
 The variants run interleaved (A, B, C, A, B, C, ...), so a busy machine slows them alike;
 the table reports medians over rounds and ratios of medians. Rounds in which other
@@ -34,15 +31,12 @@ import statistics
 import subprocess
 import sys
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch.nn.attention import SDPBackend, sdpa_kernel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
@@ -57,19 +51,19 @@ from common import (
     summarise,
 )
 
-from minillm.data import encode_stream, lm_batch, read_posts
-from minillm.device import autocast, maybe_compile
+from minillm.config import PRESETS, TrainConfig
+from minillm.data import encode_stream, lm_batch, step_generator
+from minillm.device import maybe_compile, pick_dtype
+from minillm.formats import read_posts
 from minillm.model import MiniLM
 from minillm.tokenizer import Tokenizer
 from minillm.training import (
-    PRESETS,
-    TrainConfig,
-    build_model_config,
-    choose_attention_kernel,
+    attention_kernel,
     lr_at,
     make_optimizer,
-    step_generator,
-    summed_cross_entropy,
+    set_lr,
+    step_seed,
+    train_step,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,13 +71,13 @@ DEFAULT_VARIANTS = ",".join([
     "gpt2-baseline:float32",  # the reference: GPT-2 recipe, float32, eager
     "medium:float32",
     "medium:bfloat16",  # train.py --dtype bfloat16
-    "medium:bfloat16:sdpa",  # ... with the fused attention kernel
-    "medium:bfloat16:fp32-ce:sdpa",  # ... and autocast's float32 loss: the loop before
+    "medium:bfloat16:fused-attn",  # ... with the fused attention kernel
     "medium:bfloat16:compile",  # train.py --dtype bfloat16 --compile
 ])  # fmt: skip
 SMOKE_VARIANTS = "tiny:float32,tiny:bfloat16"
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-OPTIONS = ("compile", "fused", "math-sdpa", "manual-attn", "sdpa", "fp32-ce")
+DTYPES = ("float32", "bfloat16")
+KERNEL_OPTIONS = {"fused-attn": "fused", "explicit-attn": "explicit"}
+OPTIONS = ("compile", *KERNEL_OPTIONS)
 
 
 @dataclass(frozen=True)
@@ -109,7 +103,7 @@ class Variant:
 
     @property
     def plain(self) -> Variant:
-        """The same preset in float32, eager, with minillm's optimizer: the loss reference."""
+        """The same preset in float32, eager, with the library's kernel: the loss reference."""
         return Variant(f"{self.preset}:float32", self.preset, "float32", ())
 
 
@@ -125,79 +119,55 @@ def token_stream(vocab_size: int) -> np.ndarray:
 
 
 class Run:
-    """Model, optimizer and the loop's per-step work for one variant, from a fixed init."""
+    """One variant's model, optimizer and batches, built as train.py builds them, from a
+    fixed init: every variant of a preset starts from the same weights."""
 
     def __init__(self, variant: Variant, stream: np.ndarray, args: argparse.Namespace) -> None:
-        self.variant = variant
         self.stream = stream
         self.cfg = TrainConfig(
             preset=variant.preset,
+            dtype=variant.dtype,
+            compile="compile" in variant.options,
             batch_size=args.batch_size,
             max_steps=args.check_steps or 1000,
             warmup_steps=args.warmup_steps,
             seed=args.seed,
-        )
+        ).resolved()
         self.device = torch.device("cpu")
-        self.dtype = DTYPES[variant.dtype]
-        self.batch = self.cfg.get("batch_size")
-        self.block = self.cfg.get("block_size")
-        torch.manual_seed(args.seed)  # every variant of a preset starts from the same weights
-        self.model = MiniLM(build_model_config(self.cfg, self.cfg.get("vocab_size"), 0))
+        self.dtype = pick_dtype(self.cfg.dtype, self.device)
+        kernel = attention_kernel(self.device, self.dtype, self.cfg.block_size)
+        for option in variant.options:
+            kernel = KERNEL_OPTIONS.get(option, kernel)
+        torch.manual_seed(self.cfg.seed)
+        config = self.cfg.model_config(self.cfg.vocab_size, 0)
+        self.model = MiniLM(config, attention=kernel)
         self.model.train()
         self.optimizer = make_optimizer(self.model, self.cfg, self.device)
-        if "fused" in variant.options:
-            groups = [
-                {"params": g["params"], "weight_decay": g["weight_decay"]}
-                for g in self.optimizer.param_groups
-            ]
-            self.optimizer = torch.optim.AdamW(
-                groups, lr=self.cfg.get("lr"), betas=(self.cfg.beta1, self.cfg.beta2), fused=True
-            )
-        choose_attention_kernel(self.model, self.device, self.dtype)  # as the loop does
-        for name, fast in (("manual-attn", False), ("sdpa", True)):
-            if name in variant.options:
-                for block in self.model.blocks:
-                    block.attn.fast = fast
-        self.math_sdpa = "math-sdpa" in variant.options  # SDPA's unfused reference kernel
-        self.loss_in_float32 = "fp32-ce" in variant.options
-        self.net = self.model
         self.step = 0
-        self.setup_s = 0.0
-        if "compile" in variant.options:
-            t0 = time.perf_counter()
-            example = torch.zeros(1, min(8, self.block), dtype=torch.long)
-            self.net = maybe_compile(self.model, True, example)
-            if self.net is self.model:
-                raise RuntimeError(f"{variant.name}: torch.compile failed (see the warning)")
-            self.setup_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        example = torch.zeros(1, min(8, self.cfg.block_size), dtype=torch.long)
+        self.net = maybe_compile(self.model, self.cfg.compile, example)
+        if self.cfg.compile and self.net is self.model:
+            raise RuntimeError(f"{variant.name}: torch.compile failed (see the warning)")
+        self.setup_s = time.perf_counter() - t0
 
     def train_step(self) -> float:
-        """One optimizer step, as minillm.training's loop takes it (one process, no grad
-        accumulation, no scaler: CPU). Returns the loss."""
+        """One step of minillm.training's loop (one process, no scaler: CPU); the loss."""
         cfg = self.cfg
-        lr = lr_at(self.step / cfg.max_steps, self.step, cfg)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-        x, y = lm_batch(self.stream, self.batch, self.block, step_generator(cfg.seed, self.step))
-        backend = sdpa_kernel(SDPBackend.MATH) if self.math_sdpa else nullcontext()
-        with autocast(self.device, self.dtype), backend:
-            logits = self.net(x)
-            if self.loss_in_float32:
-                loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), reduction="sum")
-            else:
-                loss = summed_cross_entropy(logits.flatten(0, 1), y.flatten())
-            loss = loss / y.numel()
-            loss.backward()
-        value = loss.item()
-        if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
+        set_lr(self.optimizer, lr_at(self.step / cfg.max_steps, self.step, cfg))
+        torch.manual_seed(step_seed(cfg.seed, 0, self.step))  # dropout, as the loop draws it
+        x, y = lm_batch(
+            self.stream, cfg.batch_size, cfg.block_size, step_generator(cfg.seed, self.step)
+        )
+        loss = train_step(
+            self.net, self.optimizer, (x,), y, device=self.device, dtype=self.dtype,
+            micro_batches=cfg.grad_accum, grad_clip=cfg.grad_clip,
+        )  # fmt: skip
         self.step += 1
-        return value
+        return loss
 
     def tokens_per_step(self) -> int:
-        return self.batch * self.block
+        return self.cfg.batch_size * self.cfg.block_size
 
 
 # -----------------------------------------------------------------------------

@@ -38,10 +38,9 @@ def test_sampling_smoke():
     out = run_script("bench/sampling.py", "--smoke")
     assert "## Sampling speed" in out
     rows = [line for line in out.splitlines() if "| 4 + 32 |" in line or "| 1 + 31 |" in line]
-    assert len(rows) == 6  # two cases, three layouts
-    assert sum(row.startswith("| input-major-split |") for row in rows) == 2
-    for other in ("input-major", "output-major"):
-        assert f"input-major-split and {other} weights produced the same tokens" in out
+    assert len(rows) == 4  # two cases, two layouts
+    assert sum(row.startswith("| input-major |") for row in rows) == 2
+    assert "input-major and output-major weights produced the same tokens" in out
     assert all(row.rstrip(" |").endswith("yes") for row in rows), rows  # cache == no cache
     assert "peak RSS MiB" in out
 
@@ -120,16 +119,6 @@ def test_sentiment_script_smoke(tmp_path):
     assert last.startswith("dev_macro_recall="), last
     assert 0.0 <= float(last.split("=")[1]) <= 1.0
     assert (tmp_path / "out" / "sentiment.pt").is_file()
-    # bench/ngram_fusion.py on that checkpoint (its TF-IDF row needs scikit-learn: optional)
-    fusion = run_script("bench/ngram_fusion.py", "--ckpt", str(tmp_path / "out" / "sentiment.pt"),
-                        "--shared", str(shared), "--epochs", "1", "--buckets", "4096")  # fmt: skip
-    assert "| hashed BPE 1-3-grams |" in fusion
-    # bench/ensemble.py: that checkpoint twice, alone and as a pair (a pair of equals scores alike)
-    ckpt = str(tmp_path / "out" / "sentiment.pt")
-    table = run_script("bench/ensemble.py", ckpt, ckpt, "--shared", str(shared))
-    rows = {line.split("|")[1].strip(): line.split("|")[2:5] for line in table.splitlines()
-            if line.startswith("| #")}  # fmt: skip
-    assert set(rows) == {"#1", "#2", "#1 + #2"} and rows["#1"] == rows["#1 + #2"], table
 
 
 @pytest.mark.slow
