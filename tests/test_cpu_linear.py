@@ -38,7 +38,7 @@ def test_input_major_model_gives_the_same_outputs():
 
 
 def test_sample_py_applies_it_on_the_cpu(tmp_path, capsys, monkeypatch):
-    import sample
+    from minillm.cli import sample
 
     torch.manual_seed(0)
     tok = Tokenizer.train_bpe(["hello world", "just landed in tokyo"], vocab_size=300)

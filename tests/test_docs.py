@@ -136,7 +136,7 @@ def test_quoted_code_lines_still_exist_in_the_function_they_cite(where):
 
 
 def test_commands_in_the_doc_parse(capsys):
-    import sample
+    from minillm.cli import sample
 
     parser = sample.build_parser()
     commands = re.findall(r"^python (sample\.py|train\.py|docs/worked_example\.py)\b(.*)$",

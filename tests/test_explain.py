@@ -10,11 +10,11 @@ import pytest
 import torch
 from matplotlib import image as mpimg
 
-import sample
 from minillm import MiniLM, ModelConfig, plots
 from minillm import explain as ex
 from minillm import reference as ref
 from minillm.checkpoint import load_for_inference, save_checkpoint
+from minillm.cli import sample
 from minillm.inference import classify_texts, encode_for_checkpoint
 from minillm.tokenizer import Tokenizer
 

@@ -1,0 +1,77 @@
+"""The command-line programs: `minillm-train` (train.py) and `minillm-sample` (sample.py).
+
+Holds what both share: the version line (`--version`), and `run_command`, which turns the
+ways a command can end into exit codes: 0, or 0 too when the reader of standard output
+goes away (`... | head`); 2 with a one-line `error: ...` for bad flags, files and
+checkpoints; 128 + the signal's number for Ctrl-C (130) and SIGTERM (143).
+
+The programs themselves are `minillm.cli.train` and `minillm.cli.sample`; the files
+train.py and sample.py at the top of the repository only call their `main`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import signal
+import sys
+from collections.abc import Callable
+
+COMMANDS = {
+    "minillm-train": ("train.py", "train a language model or sentiment classifier on posts"),
+    "minillm-sample": ("sample.py", "generate text, classify posts, evaluate, look inside"),
+}
+
+
+def version_line() -> str:
+    """minillm's version with the torch and Python it runs on, for --version."""
+    import torch
+
+    from minillm import __version__
+
+    return f"minillm {__version__} (torch {torch.__version__}, Python {platform.python_version()})"
+
+
+class ShowVersion(argparse.Action):
+    """`--version`: torch is imported only when the version is asked for."""
+
+    def __init__(self, option_strings, dest, **kwargs) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print the version and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        print(version_line())
+        parser.exit()
+
+
+def run_command(body: Callable[[], int], errors: tuple[type[BaseException], ...] = ()) -> int:
+    """Run a command's `body` and return its exit code; see the module docstring.
+
+    `errors` are the exception types whose message is the whole story (bad input); they
+    print as one `error:` line. ValueError and OSError always are.
+    """
+    try:
+        return body()
+    except BrokenPipeError:
+        quiet_stdout()
+        return 0
+    except KeyboardInterrupt as stop:
+        signum = getattr(stop, "signum", signal.SIGINT)
+        if str(stop):
+            print(f"\n{stop}", file=sys.stderr)
+        return 128 + int(signum)
+    except (ValueError, OSError, *errors) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def quiet_stdout() -> None:
+    """Point standard output at /dev/null, so the flush at exit cannot fail again.
+
+    What a closed pipe calls for (https://docs.python.org/3/library/signal.html#note-on-sigpipe).
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no file descriptor (a test's captured stdout)
+        pass
