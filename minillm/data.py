@@ -33,7 +33,7 @@ import torch
 from minillm.config import TrainConfig
 from minillm.formats import DataError, Post, read_posts
 from minillm.normalize import normalize_post
-from minillm.tokenizer import Tokenizer
+from minillm.tokenizer import BPE_TRAINING_CHARS, Tokenizer
 
 # -----------------------------------------------------------------------------
 # Train/validation split
@@ -274,6 +274,12 @@ def prepare_data(
         log(
             f"tokenizer: {cfg.tokenizer}, {tokenizer.vocab_size:,} tokens, trained in {time.time() - t0:.1f}s"
         )
+        n_long = sum(len(text) > BPE_TRAINING_CHARS for text in texts)
+        if cfg.tokenizer == "bpe" and n_long:
+            log(
+                f"tokenizer: trained on the first {BPE_TRAINING_CHARS:,} characters of each post "
+                f"longer than that ({n_long:,} of {len(texts):,}); the model reads them whole"
+            )
 
     if not sentiment:
         train_stream = encode_stream([p.text for p in train_posts], tokenizer)

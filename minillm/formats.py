@@ -7,7 +7,9 @@ every supported source -- a TweetEval task folder, SemEval-2017 Task 4A `.tsv` f
 files with one post per line, and folders of any of these (read recursively) -- and
 `DataError`, raised for bad input with the file and line in its message. `read_posts`
 returns a `ReadResult`: the posts, the label names, and per file how many rows were read
-and how many were skipped, and why.
+and how many were skipped, and why. Files are UTF-8 text: `decode_utf8` refuses anything
+else (a NUL byte, UTF-16, Latin-1) with the file and line. On a terminal, a status line
+counts the lines read.
 
 Leaves out: splitting and encoding posts (`minillm/data.py`), tokenisation
 (`minillm/tokenizer.py`), text normalisation (`minillm/normalize.py`), downloading data,
@@ -21,11 +23,13 @@ import io
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
 
 from minillm.normalize import normalize_post
+from minillm.progress import Status
 
 # -----------------------------------------------------------------------------
 # Posts, read results and errors
@@ -107,16 +111,29 @@ def _read_text(path: Path) -> str:
         raise _error(path, "no such file") from None
     except OSError as err:
         raise _error(path, f"cannot read: {err.strerror}") from None
-    text = decode_utf8(raw, path).removeprefix("\ufeff")  # a byte-order mark some editors write
+    text = decode_utf8(raw, path)
     if not text.strip():
         raise _error(path, "empty file")
     return text
 
 
 def decode_utf8(raw: bytes, path: Path | str) -> str:
-    """`raw` as UTF-8 text; a DataError naming the file and line of the first bad byte."""
+    """`raw` as UTF-8 text, less the byte-order mark some editors write first.
+
+    Anything that is not UTF-8 text is a DataError naming the file and the line of the
+    first bad byte: a NUL byte (no text file holds one: a binary file, or UTF-16 without
+    a byte-order mark, which puts one in every ASCII character), a UTF-16 byte-order
+    mark, or bytes that are not UTF-8 (a Latin-1 or Windows-1252 file, say).
+    """
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        message = "UTF-16 text (it starts with a UTF-16 byte-order mark): minillm reads UTF-8"
+        raise _error(path, f"{message}; convert it first, e.g. iconv -f UTF-16 -t UTF-8", 1)
+    nul = raw.find(b"\x00")
+    if nul >= 0:
+        message = "NUL byte in the text: a binary file, or UTF-16? minillm reads UTF-8"
+        raise _error(path, message, raw.count(b"\n", 0, nul) + 1)
     try:
-        return raw.decode("utf-8")
+        return raw.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as err:
         line = raw.count(b"\n", 0, err.start) + 1
         bad = raw[err.start]
@@ -133,6 +150,20 @@ def split_lines(text: str) -> list[str]:
     if lines[-1] == "":
         lines.pop()
     return [line.removesuffix("\r") for line in lines]
+
+
+T = TypeVar("T")
+
+
+def _numbered(
+    items: Iterable[T], path: Path, status: Status, unit: str = "lines"
+) -> Iterator[tuple[int, T]]:
+    """`enumerate(items, start=1)`, shown on the status line ("reading posts.txt: 2,000
+    lines") every 1,000 items, so that reading 134k tweets pays next to nothing for it."""
+    for n, item in enumerate(items, start=1):
+        if n % 1000 == 0:
+            status.update(f"reading {path.name}: {n:,} {unit}")
+        yield n, item
 
 
 def _clean(text: str, normalize: bool) -> str:
@@ -193,6 +224,7 @@ def _read_tweeteval(
     mapping_path: Path,
     normalize: bool,
     label_names: Sequence[str] | None,
+    status: Status,
 ) -> _FileRead:
     names = _read_mapping(mapping_path)
     texts = split_lines(_read_text(text_path))
@@ -205,7 +237,7 @@ def _read_tweeteval(
             min(len(texts), len(labels)) + 1,
         )
     posts, skipped = [], Counter()
-    for n, (raw_text, raw_label) in enumerate(zip(texts, labels, strict=True), start=1):
+    for n, (raw_text, raw_label) in _numbered(zip(texts, labels, strict=True), text_path, status):
         try:
             label = names[int(raw_label)]
         except (ValueError, KeyError):
@@ -270,10 +302,12 @@ def decode_semeval_text(field: str) -> str:
     return _ESCAPE.sub(_replace_escape, text)
 
 
-def _read_semeval(path: Path, normalize: bool, label_names: Sequence[str] | None) -> _FileRead:
+def _read_semeval(
+    path: Path, normalize: bool, label_names: Sequence[str] | None, status: Status
+) -> _FileRead:
     posts, skipped = [], Counter()
     allowed = SEMEVAL_LABELS if label_names is None else label_names
-    for n, line in enumerate(split_lines(_read_text(path)), start=1):
+    for n, line in _numbered(split_lines(_read_text(path)), path, status):
         if not line.strip():
             skipped["blank line"] += 1
             continue
@@ -313,6 +347,7 @@ def _read_csv(
     text_field: str,
     label_field: str | None,
     label_names: Sequence[str] | None,
+    status: Status,
 ) -> _FileRead:
     # newline="" hands line endings to the csv module, so quoted newlines stay in the text
     reader = csv.reader(io.StringIO(_read_text(path), newline=""))
@@ -325,11 +360,12 @@ def _read_csv(
     text_col = header.index(text_field)
     label_col = header.index(label_field) if label_field in header else None
     posts, skipped = [], Counter()
+    rows = _numbered(reader, path, status, unit="rows")
     previous_end = reader.line_num
     while True:
         n = previous_end + 1  # the line this row starts on
         try:
-            row = next(reader, None)
+            _, row = next(rows, (None, None))
         except csv.Error as err:
             raise _error(path, f"bad CSV: {err}", n) from None
         if row is None:
@@ -353,9 +389,10 @@ def _read_jsonl(
     text_field: str,
     label_field: str | None,
     label_names: Sequence[str] | None,
+    status: Status,
 ) -> _FileRead:
     posts, skipped = [], Counter()
-    for n, line in enumerate(split_lines(_read_text(path)), start=1):
+    for n, line in _numbered(split_lines(_read_text(path)), path, status):
         if not line.strip():
             skipped["blank line"] += 1
             continue
@@ -376,9 +413,9 @@ def _read_jsonl(
     return _labeled_read(posts, path, "jsonl", skipped)
 
 
-def _read_plain(path: Path, normalize: bool) -> _FileRead:
+def _read_plain(path: Path, normalize: bool, status: Status) -> _FileRead:
     posts, skipped = [], Counter()
-    for n, line in enumerate(split_lines(_read_text(path)), start=1):
+    for n, line in _numbered(split_lines(_read_text(path)), path, status):
         text = _clean(line, normalize)
         if not text.strip():
             skipped["blank line"] += 1
@@ -550,21 +587,28 @@ def read_posts(
     sources = [s for s in sources if unique[s.path.resolve()] is s]
 
     reads = []
-    for source in sources:
-        if source.format == "tweeteval":
-            assert source.labels_path is not None and source.mapping_path is not None
-            read = _read_tweeteval(
-                source.path, source.labels_path, source.mapping_path, normalize, label_names
-            )
-        elif source.format == "semeval":
-            read = _read_semeval(source.path, normalize, label_names)
-        elif source.format == "csv":
-            read = _read_csv(source.path, normalize, text_field, label_field, label_names)
-        elif source.format == "jsonl":
-            read = _read_jsonl(source.path, normalize, text_field, label_field, label_names)
-        else:
-            read = _read_plain(source.path, normalize)
-        reads.append(read)
+    status = Status()  # "reading FILE: N lines" on stderr, if it is a terminal
+    try:
+        for source in sources:
+            if source.format == "tweeteval":
+                assert source.labels_path is not None and source.mapping_path is not None
+                read = _read_tweeteval(source.path, source.labels_path, source.mapping_path,
+                                       normalize, label_names, status)  # fmt: skip
+            elif source.format == "semeval":
+                read = _read_semeval(source.path, normalize, label_names, status)
+            elif source.format == "csv":
+                read = _read_csv(
+                    source.path, normalize, text_field, label_field, label_names, status
+                )
+            elif source.format == "jsonl":
+                read = _read_jsonl(
+                    source.path, normalize, text_field, label_field, label_names, status
+                )
+            else:
+                read = _read_plain(source.path, normalize, status)
+            reads.append(read)
+    finally:
+        status.clear()  # before anything else is printed, an error message included
 
     posts = [post for read in reads for post in read.posts]
     if not labels:

@@ -14,21 +14,32 @@ ends every post). For any text, `decode(encode(text)) == text` exactly: no norma
 no added prefix space, no trimming. A tokenizer is saved as the library's JSON string
 (`to_json` / `from_json`), never pickled, so a checkpoint can carry it as plain text.
 
+BPE training reads at most the first `BPE_TRAINING_CHARS` characters of each text: the
+`tokenizers` trainer's time grows with the square of a word it cannot split, such as a
+long run of one character (a 5 MB post would take hours), and one huge post should not
+choose the vocabulary for all the others.
+
 Leaves out: text normalisation (`minillm/normalize.py`: applied to posts before they
 reach the tokenizer), hand-written BPE, and special tokens beyond the two above.
 """
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Sequence, Sized
 
 import tokenizers
 from tokenizers import decoders, models, pre_tokenizers, trainers
 
+from minillm.progress import is_terminal
+
 PAD = "<|pad|>"
 EOS = "<|eos|>"
 SPECIAL_TOKENS = [PAD, EOS]  # in id order: pad is 0, eos is 1
+# What BPE training reads of one text: far above any tweet or review, so those are read
+# whole, yet the trainer's worst case (a 20,000-character run of one emoji) stays seconds.
+BPE_TRAINING_CHARS = 20_000
 
 
 class Tokenizer:
@@ -54,7 +65,9 @@ class Tokenizer:
         """Train byte-level BPE on `texts`: 256 byte tokens, 2 special, then merges.
 
         A pair seen fewer than `min_frequency` times is never merged, so on a small
-        corpus the vocabulary may stop short of `vocab_size`.
+        corpus the vocabulary may stop short of `vocab_size`. Only the first
+        `BPE_TRAINING_CHARS` characters of a text are read (the tokenizer still encodes
+        all of it). The trainer's progress bars show when stderr is a terminal.
         """
         n_base = len(SPECIAL_TOKENS) + 256
         if vocab_size < n_base:
@@ -69,9 +82,11 @@ class Tokenizer:
             min_frequency=min_frequency,
             special_tokens=SPECIAL_TOKENS,
             initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),  # all 256 bytes
-            show_progress=False,
+            show_progress=is_terminal(sys.stderr),
         )
-        tok.train_from_iterator(texts, trainer=trainer)
+        length = len(texts) if isinstance(texts, Sized) else None  # for the progress bar
+        tok.train_from_iterator((text[:BPE_TRAINING_CHARS] for text in texts), trainer=trainer,
+                                length=length)  # fmt: skip
         return cls(tok)
 
     @classmethod

@@ -23,7 +23,7 @@ from minillm.data import (
     utf8_bytes,
 )
 from minillm.formats import DataError, Post
-from minillm.tokenizer import Tokenizer
+from minillm.tokenizer import BPE_TRAINING_CHARS, Tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -170,6 +170,27 @@ def test_lm_batches_are_a_function_of_seed_and_step() -> None:
     assert torch.equal(x, x2) and not torch.equal(x, x3)
     (half,), _ = train_batch(dataset, cfg, 7, rank=1, world=2)
     assert torch.equal(half, x[cfg.batch_size // 2 :])
+
+
+@pytest.mark.parametrize("kind", ["bpe", "char"])
+def test_a_very_long_post_is_cut_for_bpe_training_only(tmp_path: Path, kind: str) -> None:
+    long = "ab" * BPE_TRAINING_CHARS + "ж"  # "ж" only after the first 20,000 characters
+    posts = [f"post {i} about #topic{i % 7} 😂" for i in range(60)]
+    (tmp_path / "train.txt").write_text("\n".join([*posts, long]), encoding="utf-8")
+    (tmp_path / "val.txt").write_text("a post to validate on\nand another", encoding="utf-8")
+    cfg = TrainConfig(data=(str(tmp_path / "train.txt"),), val=(str(tmp_path / "val.txt"),),
+                      tokenizer=kind, preset="tiny").resolved()  # fmt: skip
+    lines = []
+    dataset = prepare_data(cfg, log=lambda *a, **k: lines.append(" ".join(map(str, a))))
+    cut = [line for line in lines if "first 20,000" in line]
+    if kind == "bpe":
+        assert cut == [
+            "tokenizer: trained on the first 20,000 characters of each post longer than that "
+            "(1 of 61); the model reads them whole"
+        ]
+    else:  # the char tokenizer reads every character, in time linear in the text
+        assert cut == [] and len(dataset.tokenizer.encode("ж")) == 1
+    assert long in dataset.tokenizer.decode(dataset.train_stream)  # the model gets all of it
 
 
 def test_class_counts_and_weights() -> None:

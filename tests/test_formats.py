@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,8 +14,10 @@ from minillm.formats import (
     DataError,
     Post,
     decode_semeval_text,
+    decode_utf8,
     read_posts,
 )
+from minillm.progress import CLEAR_LINE
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -272,14 +276,18 @@ def test_empty_file(tmp_path: Path, name: str) -> None:
     assert "empty file" in str(err.value)
 
 
-@pytest.mark.parametrize("name", ["posts.txt", "posts.tsv", "posts.csv", "posts.jsonl"])
+# A good start for a file of each type, before the bad line a test adds
+GOOD_START = {
+    "posts.txt": b"one\ntwo\n",
+    "posts.tsv": b"1\tneutral\tone\n2\tneutral\ttwo\n",
+    "posts.csv": b"text\none\n",
+    "posts.jsonl": b'{"text": "one"}\n{"text": "two"}\n',
+}
+
+
+@pytest.mark.parametrize("name", GOOD_START)
 def test_undecodable_bytes_name_their_line(tmp_path: Path, name: str) -> None:
-    good = {
-        "posts.txt": b"one\ntwo\n",
-        "posts.tsv": b"1\tneutral\tone\n2\tneutral\ttwo\n",
-        "posts.csv": b"text\none\n",
-        "posts.jsonl": b'{"text": "one"}\n{"text": "two"}\n',
-    }[name]
+    good = GOOD_START[name]
     path = write(tmp_path / name, good + b"bad \xff\xfe byte\n")
     with raises_at(path, good.count(b"\n") + 1) as err:
         read_posts(path)
@@ -292,6 +300,54 @@ def test_undecodable_tweeteval_labels(tmp_path: Path) -> None:
     labels = write(tmp_path / "t" / "train_labels.txt", b"0\n\xc3\n")
     with raises_at(labels, 2):
         read_posts(tmp_path / "t")
+
+
+@pytest.mark.parametrize("name", GOOD_START)
+def test_nul_byte_is_refused_with_its_line(tmp_path: Path, name: str) -> None:
+    good = GOOD_START[name]
+    line = good.count(b"\n") + 1
+    path = write(tmp_path / name, good + b"bad \x00 byte\n" + good)
+    with pytest.raises(DataError) as err:
+        read_posts(path)
+    assert str(err.value) == (
+        f"{path}: line {line}: NUL byte in the text: a binary file, or UTF-16? minillm reads UTF-8"
+    )
+
+
+@pytest.mark.parametrize("bad", ["mapping.txt", "train_text.txt", "train_labels.txt"])
+def test_nul_byte_in_a_tweeteval_file(tmp_path: Path, bad: str) -> None:
+    good = {"mapping.txt": "0\ta\n1\tb\n", "train_text.txt": "x\ny\n", "train_labels.txt": "0\n1\n"}
+    for name, content in good.items():
+        write(tmp_path / "t" / name, content + "\x00\n" if name == bad else content)
+    with raises_at(tmp_path / "t" / bad, 3) as err:
+        read_posts(tmp_path / "t")
+    assert "NUL byte" in str(err.value)
+
+
+def test_utf16_is_named_as_such(tmp_path: Path) -> None:
+    for i, encoding in enumerate(["utf-16", "utf-16-be", "utf-16-le"]):
+        bom = "\ufeff" if encoding != "utf-16" else ""  # the "utf-16" codec writes its own
+        path = write(tmp_path / f"posts{i}.csv", (bom + "text\nhello\n").encode(encoding))
+        with raises_at(path, 1) as err:
+            read_posts(path)
+        assert "UTF-16" in str(err.value)
+    # Without a byte-order mark, the first ASCII character of UTF-16 brings a NUL.
+    path = write(tmp_path / "no_bom.txt", "hello\nworld\n".encode("utf-16-le"))
+    with raises_at(path, 1) as err:
+        read_posts(path)
+    assert "NUL byte" in str(err.value)
+
+
+def test_utf8_byte_order_mark_is_dropped(tmp_path: Path) -> None:
+    assert decode_utf8(b"\xef\xbb\xbfone\ntwo\n", "posts.txt") == "one\ntwo\n"
+    path = write(tmp_path / "posts.csv", b"\xef\xbb\xbftext,label\nhello,a\n")
+    assert [(p.text, p.label) for p in read_posts(path).posts] == [("hello", "a")]
+
+
+def test_an_escaped_nul_is_text(tmp_path: Path) -> None:
+    # Only a raw NUL byte means the file is not UTF-8 text; JSON's \u0000 is a character.
+    path = write(tmp_path / "posts.jsonl", '{"text": "a\\u0000b"}\n')
+    assert read_posts(path).texts == ["a\x00b"]
 
 
 def test_tweeteval_label_outside_mapping(tmp_path: Path) -> None:
@@ -391,6 +447,49 @@ def test_unsupported_file_type_and_empty_folder(tmp_path: Path) -> None:
     write(tmp_path / "docs" / "README.md", "hello")
     with raises_at(tmp_path / "docs"):
         read_posts(tmp_path / "docs")
+
+
+# -----------------------------------------------------------------------------
+# Progress while reading: a status line on a terminal, nothing elsewhere
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(("name", "header", "unit"), [("posts.txt", "", "lines"),
+                                                      ("posts.csv", "text\n", "rows")])  # fmt: skip
+def test_reading_shows_progress_on_a_terminal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, header: str, unit: str
+) -> None:
+    path = write(tmp_path / name, header + "".join(f"post {i}\n" for i in range(2500)))
+    terminal = FakeTerminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert len(read_posts(path).posts) == 2500
+    shown = terminal.getvalue()
+    assert shown.startswith(f"{CLEAR_LINE}reading {name}: 1,000 {unit}")
+    assert shown.endswith(CLEAR_LINE)  # wiped when done
+
+
+def test_reading_progress_is_wiped_before_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path / "posts.jsonl", '{"text": "fine"}\n' * 1500 + "not json\n")
+    terminal = FakeTerminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    with raises_at(path, 1501):
+        read_posts(path)
+    assert "reading posts.jsonl: 1,000 lines" in terminal.getvalue()
+    assert terminal.getvalue().endswith(CLEAR_LINE)
+
+
+def test_reading_writes_nothing_when_stderr_is_not_a_terminal(
+    tmp_path: Path, capfd: pytest.CaptureFixture
+) -> None:
+    path = write(tmp_path / "posts.txt", "".join(f"post {i}\n" for i in range(2500)))
+    assert len(read_posts(path).posts) == 2500
+    assert capfd.readouterr() == ("", "")
 
 
 # -----------------------------------------------------------------------------

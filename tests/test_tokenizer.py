@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 import time
 
 import pytest
@@ -10,8 +12,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import minillm.tokenizer
 from minillm.normalize import normalize_post
-from minillm.tokenizer import EOS, PAD, Tokenizer
+from minillm.tokenizer import BPE_TRAINING_CHARS, EOS, PAD, Tokenizer
 
 # A small corpus in the shape of real posts; repeated so BPE finds pairs worth merging.
 CORPUS = [
@@ -132,6 +135,38 @@ def test_bpe_vocab_size_and_speed() -> None:
     assert tok.kind == "bpe"
     assert 258 < tok.vocab_size <= 1000
     assert len(tok.encode(posts[0])) < len(posts[0].encode("utf-8"))  # merges compress
+
+
+def test_bpe_learns_from_the_start_of_a_very_long_post_only() -> None:
+    long = "ab" * BPE_TRAINING_CHARS + "qz" * 500  # "qz" only after the first 20,000
+    tok = Tokenizer.train_bpe([*CORPUS, long], vocab_size=400)
+    start_only = Tokenizer.train_bpe([*CORPUS, long[:BPE_TRAINING_CHARS]], vocab_size=400)
+    assert tok.to_json() == start_only.to_json()
+    assert len(tok.encode("qz")) == 2  # never merged (read whole, "qz" is one token)
+    assert tok.decode(tok.encode(long)) == long  # the whole post is still encoded
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_bpe_progress_bars_only_when_stderr_is_a_terminal(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture
+) -> None:
+    shown = []
+    real_trainer = minillm.tokenizer.trainers.BpeTrainer
+
+    def trainer(**kwargs):
+        shown.append(kwargs["show_progress"])
+        return real_trainer(**kwargs)
+
+    monkeypatch.setattr(minillm.tokenizer.trainers, "BpeTrainer", trainer)
+    Tokenizer.train_bpe(CORPUS, vocab_size=400)
+    assert capfd.readouterr() == ("", "")  # not a terminal: not a byte written
+    monkeypatch.setattr(sys, "stderr", FakeTerminal())
+    Tokenizer.train_bpe(CORPUS, vocab_size=400)
+    assert shown == [False, True]
 
 
 def test_bpe_vocab_size_too_small() -> None:
