@@ -1,11 +1,13 @@
 """Using a trained checkpoint: generate text, classify posts, score labeled data.
 
-Holds the library side of sample.py: reading posts one per line, preparing text the way
-the checkpoint's training data was (`prepare_text`, `encode_for_checkpoint`), streaming
-generation that prints whole characters as they form, batched classification that
-returns probabilities in input order, and evaluation of a sentiment checkpoint on labeled
-files. Leaves out: argument parsing and printing (sample.py), loading the checkpoint
-(`minillm.checkpoint.load_for_inference`) and training (minillm.training).
+Holds the library side of sample.py: reading posts one per line or a prompt from standard
+input, the note on a checkpoint written by another minillm or torch (`version_note`),
+preparing text the way the checkpoint's training data was (`prepare_text`,
+`encode_for_checkpoint`), streaming generation that prints whole characters as they form,
+batched classification that returns probabilities in input order, and evaluation of a
+sentiment checkpoint on labeled files. Leaves out: argument parsing and printing
+(sample.py), loading the checkpoint (`minillm.checkpoint.load_for_inference`) and
+training (minillm.training).
 """
 
 from __future__ import annotations
@@ -16,25 +18,68 @@ from pathlib import Path
 
 import torch
 
+from minillm import __version__
 from minillm.data import encode_for_classification, encode_prompt, label_ids, pad_batch
 from minillm.device import autocast
 from minillm.formats import decode_utf8, read_posts, split_lines
 from minillm.metrics import classification_metrics
 from minillm.normalize import normalize_post
 
+Progress = Callable[[int, int], None]  # progress(done, total), e.g. posts classified so far
 
-def read_lines(path: str) -> list[str]:
-    """One post per line from a file ('-' = stdin), in order; blank lines stay (as posts).
 
-    Only newlines split posts (`split_lines`); a byte that is not UTF-8 is reported with
-    its file and line. An empty input gives no posts.
+def read_stdin(flag: str) -> str:
+    """All of standard input as text, read for `flag` (such as "--prompt" given "-").
+
+    A ValueError naming the flag when standard input is closed (`0<&-`: Python then has
+    no sys.stdin) or cannot be read; undecodable bytes are reported as in `read_lines`.
+    """
+    if sys.stdin is None:
+        raise ValueError(f"{flag} -: standard input is closed")
+    try:
+        raw = sys.stdin.buffer.read()
+    except OSError as err:  # e.g. opened for writing only
+        reason = err.strerror or "not open for reading"
+        raise ValueError(f"{flag} -: standard input cannot be read ({reason})") from None
+    return decode_utf8(raw, "standard input")
+
+
+def read_lines(path: str, flag: str = "--classify-file") -> list[str]:
+    """One post per line from a file ('-' = standard input, see `read_stdin`), in order;
+    blank lines stay (as posts).
+
+    Only newlines split posts (`split_lines`); a byte that is not UTF-8 (or any other
+    byte that `minillm.formats.decode_utf8` refuses) is reported with its file and line.
+    An empty input gives no posts.
     """
     if path == "-":
-        raw = sys.stdin.buffer.read()
-    else:
-        with open(path, "rb") as f:
-            raw = f.read()
-    return split_lines(decode_utf8(raw, path)) if raw else []
+        return split_lines(read_stdin(flag))
+    with open(path, "rb") as f:
+        return split_lines(decode_utf8(f.read(), path))
+
+
+def running_versions() -> dict[str, str]:
+    """The versions a checkpoint records: {"minillm": "0.1.0", "torch": "2.13.0+cpu"}.
+
+    Plain strings: torch.__version__ is a str subclass that a safe load refuses to unpickle.
+    """
+    return {"minillm": __version__, "torch": str(torch.__version__)}
+
+
+def version_note(ckpt: dict, path: str | Path) -> str | None:
+    """One line naming both versions when `ckpt` was written by another minillm or torch
+    than this one (or by a minillm that recorded none); None when they are the same."""
+    written = ckpt.get("versions")
+    running = running_versions()
+    if written == running:
+        return None
+    this = f"this is minillm {running['minillm']} with torch {running['torch']}"
+    if not written:
+        return f"{path} was written by an older minillm, which did not record its version; {this}"
+    return (
+        f"{path} was written by minillm {written.get('minillm', '?')} with torch "
+        f"{written.get('torch', '?')}; {this}"
+    )
 
 
 def sentiment_labels(ckpt: dict) -> list[str]:
@@ -115,10 +160,12 @@ def generate_text(
 
 @torch.no_grad()
 def predict_proba(model, encoded: Sequence[Sequence[int]], pad_id: int, device=None,
-                  dtype=torch.float32, batch_size: int = 256) -> torch.Tensor:  # fmt: skip
+                  dtype=torch.float32, batch_size: int = 256,
+                  progress: Progress | None = None) -> torch.Tensor:  # fmt: skip
     """Class probabilities (N, K) for token-id lists, in input order.
 
     Posts are batched with others of similar length, so padding (wasted work) stays small.
+    `progress(done, total)` is called after each batch with the number of posts done.
     """
     device = device or next(model.parameters()).device
     was_training = model.training
@@ -131,23 +178,29 @@ def predict_proba(model, encoded: Sequence[Sequence[int]], pad_id: int, device=N
         with autocast(device, dtype):
             scores = model.classify(idx.to(device), mask.to(device))  # (B, K)
         probs[rows] = scores.float().softmax(dim=-1).cpu()
+        if progress:
+            progress(start + len(rows), len(order))
     model.train(was_training)
     return probs
 
 
-def classify_texts(model, tokenizer, ckpt: dict, texts: Sequence[str]) -> torch.Tensor:
-    """Probabilities (N, K) for raw posts, normalised as the checkpoint's training data was."""
+def classify_texts(model, tokenizer, ckpt: dict, texts: Sequence[str],
+                   progress: Progress | None = None) -> torch.Tensor:  # fmt: skip
+    """Probabilities (N, K) for raw posts, normalised as the checkpoint's training data was.
+
+    `progress` is called as in `predict_proba`."""
     sentiment_labels(ckpt)  # a language-model checkpoint has no head to ask: ValueError
-    return predict_proba(model, encode_for_checkpoint(texts, tokenizer, ckpt), tokenizer.pad_id)
+    encoded = encode_for_checkpoint(texts, tokenizer, ckpt)
+    return predict_proba(model, encoded, tokenizer.pad_id, progress=progress)
 
 
-def evaluate_files(
-    model, tokenizer, ckpt: dict, paths: Sequence[str | Path], split: str = "test", log=print
-) -> dict:
+def evaluate_files(model, tokenizer, ckpt: dict, paths: Sequence[str | Path],
+                   split: str = "test", log=print, progress: Progress | None = None) -> dict:  # fmt: skip
     """Score a sentiment checkpoint on labeled data in any supported format.
 
     `split` picks the split of TweetEval task folders; other files are read whole.
     Posts are normalised as they are read (as in training); unlabeled rows are left out.
+    `progress` is called as in `predict_proba`.
     """
     label_names = sentiment_labels(ckpt)
     result = read_posts(list(paths), split=split, normalize=_normalizes(ckpt),
@@ -159,5 +212,5 @@ def evaluate_files(
     labels = label_ids(posts, label_names)
     encoded = encode_for_classification([p.text for p in posts], tokenizer,
                                         model.config.block_size)  # fmt: skip
-    probs = predict_proba(model, encoded, tokenizer.pad_id)
+    probs = predict_proba(model, encoded, tokenizer.pad_id, progress=progress)
     return classification_metrics(labels, probs.argmax(dim=-1).tolist(), label_names)

@@ -298,15 +298,21 @@ def sample_next_token(
     on the CPU, which is cheap for one row of V, reproducible across devices, and avoids
     `torch.multinomial` on MPS, which has returned out-of-range ids.
     """
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if not math.isfinite(temperature) or temperature < 0:
+        raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")
     if top_k is not None and top_k < 1:
         raise ValueError(f"top_k must be >= 1, got {top_k}")
-    if top_p is not None and not 0.0 < top_p <= 1.0:
+    if top_p is not None and not 0.0 < top_p <= 1.0:  # nan fails both comparisons
         raise ValueError(f"top_p must be in (0, 1], got {top_p}")
     if temperature == 0:
         return logits.argmax(dim=-1, keepdim=True)
-    logits = logits.float() / temperature
+    # Subtracting the largest logit changes no probability (softmax ignores a shift) and keeps
+    # a tiny temperature safe: the likeliest token scores 0 / temperature = 0 and every other
+    # a negative number or -inf, never inf or nan. A temperature below float32's smallest
+    # normal number would round to 0 (and 0 / 0 is nan); that small, sampling is greedy anyway.
+    temperature = max(temperature, torch.finfo(torch.float32).tiny)
+    logits = logits.float()
+    logits = (logits - logits.max(dim=-1, keepdim=True).values) / temperature
     if top_k is not None and top_k < logits.size(-1):
         kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (B, 1)
         logits = logits.masked_fill(logits < kth, float("-inf"))

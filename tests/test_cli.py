@@ -75,8 +75,9 @@ def test_classify_file_keeps_order_and_jsonl_has_probabilities(runs):
     rows = [json.loads(x) for x in run("sample.py", "--ckpt", str(sent), "--classify-file", str(path),
                                        "--format", "jsonl").stdout.splitlines()]  # fmt: skip
     assert [r["label"] for r in rows] == labels
+    assert [(r["index"], r["text"]) for r in rows] == list(enumerate(posts))
     for r in rows:
-        assert abs(sum(r["probs"].values()) - 1.0) < 1e-4
+        assert abs(sum(r["probabilities"].values()) - 1.0) < 1e-4
     one = run("sample.py", "--ckpt", str(sent), "--classify", posts[0]).stdout
     assert one.split("\t")[0] == labels[0]
 

@@ -9,27 +9,33 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import random
 import sys
 from collections.abc import Sequence
 
 import torch
 
 from minillm import explain
-from minillm.checkpoint import load_for_inference
+from minillm.checkpoint import lm_head_trained, load_for_inference
 from minillm.cli import ShowVersion, run_command
 from minillm.cpu_linear import use_input_major_weights
 from minillm.device import pick_device
 from minillm.inference import (
+    Progress,
     classify_texts,
     encode_for_checkpoint,
     evaluate_files,
     generate_text,
     prepare_text,
     read_lines,
+    read_stdin,
     sentiment_labels,
+    version_note,
 )
 from minillm.metrics import format_report, ranked_probabilities
+from minillm.progress import Status
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,13 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-new-tokens",
         type=int,
         default=80,
-        help="most tokens to add; stops earlier at end of post (default: %(default)s)",
+        help="most tokens to add, >= 0; stops earlier at end of post (default: %(default)s)",
     )
     g.add_argument(
         "--temperature",
         type=float,
         default=0.8,
-        help="below 1 is safer, above 1 wilder, 0 always takes the likeliest token (default: %(default)s)",
+        help="a finite number >= 0: below 1 is safer, above 1 wilder, 0 always takes the likeliest token (default: %(default)s)",
     )
     g.add_argument(
         "--top-k",
@@ -73,19 +79,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--top-p",
         type=float,
         default=0.95,
-        help="sample only among the likeliest tokens whose probabilities sum to p (nucleus), 1 = all (default: %(default)s)",
+        help="sample only among the likeliest tokens whose probabilities sum to p (nucleus), 0 < p <= 1, 1 = all (default: %(default)s)",
     )
     g.add_argument(
         "--num-samples",
         type=int,
         default=1,
-        help="how many continuations to print (default: %(default)s)",
+        help="how many continuations to print, >= 1 (default: %(default)s)",
     )
     g.add_argument(
         "--seed",
         type=int,
         default=None,
-        help="random seed: the same seed prints the same text (default: random)",
+        help="random seed: the same seed prints the same text (default: a random one, printed to "
+        "stderr unless --temperature is 0)",
     )
     g.add_argument(
         "--no-cache",
@@ -104,13 +111,17 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--classify-file",
         metavar="FILE",
-        help="read one post per line ('-' = stdin); write one label per line to stdout, in order",
+        help="read one post per line ('-' = stdin); write one label per line to stdout, in order "
+        "(or JSON, see --format)",
     )
     g.add_argument(
         "--format",
-        choices=["text", "jsonl"],
+        choices=["text", "json", "jsonl"],
         default="text",
-        help="--classify-file output: label names, or JSON lines with probabilities (default: %(default)s)",
+        help="output of --classify, --classify-file and --evaluate: text for people; jsonl, one "
+        "JSON object per line (a row per post with index, text, label, probabilities; or the "
+        "whole --evaluate report on one line); json, the same as one JSON document (a list of "
+        "rows, or the report) (default: %(default)s)",
     )
     g.add_argument(
         "--evaluate",
@@ -212,72 +223,143 @@ def explain_label(args: argparse.Namespace, model, tokenizer, ckpt: dict) -> int
     return 0
 
 
-def run(args: argparse.Namespace) -> int:
-    device = pick_device(args.device)
-    model, tokenizer, ckpt = load_for_inference(args.ckpt, device)
-    if device.type == "cpu":  # faster one-row products, same values (minillm/cpu_linear.py)
-        use_input_major_weights(model)
-    labels = ckpt.get("label_names")
+def check_flags(args: argparse.Namespace) -> None:
+    """Refuse flag values that cannot work, before the checkpoint is loaded."""
+    if not math.isfinite(args.temperature) or args.temperature < 0:
+        raise ValueError(f"--temperature must be a finite number >= 0, got {args.temperature}")
+    if args.top_k < 0:
+        raise ValueError(f"--top-k must be >= 0 (0 = all tokens), got {args.top_k}")
+    if not 0.0 < args.top_p <= 1.0:  # nan fails both comparisons
+        raise ValueError(f"--top-p must be in (0, 1], got {args.top_p}")
+    if args.max_new_tokens < 0:
+        raise ValueError(f"--max-new-tokens must be >= 0, got {args.max_new_tokens}")
+    if args.num_samples < 1:
+        raise ValueError(f"--num-samples must be >= 1, got {args.num_samples}")
     if args.attention is not None and args.explain is not None:
         raise ValueError("give --attention or --explain, not both (each writes one PNG)")
-    if args.attention is not None:
-        return draw_attention(args, model, tokenizer, ckpt)
-    if args.explain is not None:
-        return explain_label(args, model, tokenizer, ckpt)
+    if args.classify and args.classify_file:
+        raise ValueError("give --classify or --classify-file, not both")
+    if args.format != "text" and not (args.classify or args.classify_file or args.evaluate):
+        raise ValueError("--format applies to --classify, --classify-file and --evaluate")
 
-    if args.evaluate:
-        metrics = evaluate_files(model, tokenizer, ckpt, args.evaluate, args.split)
+
+def print_json(value, fmt: str) -> None:
+    """--format json: `value` as one JSON document; jsonl: one line, a line per item of a list.
+
+    Text stays as it is (UTF-8, not \\u escapes), so Chinese posts and emoji stay readable."""
+    if fmt == "json":
+        print(json.dumps(value, indent=2, ensure_ascii=False))
+    else:
+        for item in value if isinstance(value, list) else [value]:
+            print(json.dumps(item, ensure_ascii=False))
+
+
+def count_posts(status: Status, doing: str) -> Progress:
+    """A progress callback that shows e.g. "classifying: 12,000/50,000 posts" on `status`."""
+
+    def show(done: int, total: int) -> None:
+        status.update(f"{doing}: {done:,}/{total:,} posts")
+
+    return show
+
+
+def evaluate(args: argparse.Namespace, model, tokenizer, ckpt: dict) -> int:
+    """--evaluate: the scores on labeled data, as a report or (--format) as one JSON object."""
+    labels = sentiment_labels(ckpt)
+    status = Status()
+    metrics = evaluate_files(model, tokenizer, ckpt, args.evaluate, args.split,
+                             progress=count_posts(status, "evaluating"))  # fmt: skip
+    status.clear()
+    if args.format == "text":
         print(format_report(metrics, labels))
-        if args.plot:
-            from minillm.plots import plot_confusion
+    else:
+        report = {"files": args.evaluate, "split": args.split, **metrics}
+        report["labels"] = labels  # the order of the confusion matrix's rows and columns
+        print_json(report, args.format)
+    if args.plot:
+        from minillm.plots import plot_confusion  # matplotlib, loaded only to draw
 
-            plot_confusion(metrics["confusion"], labels, args.plot, title=" + ".join(args.evaluate))
-            print(f"wrote {args.plot}", file=sys.stderr)
-        return 0
+        plot_confusion(metrics["confusion"], labels, args.plot, title=" + ".join(args.evaluate))
+        print(f"wrote {args.plot}", file=sys.stderr)
+    return 0
 
-    if args.classify:
-        probs = classify_texts(model, tokenizer, ckpt, args.classify)
-        for text, row in zip(args.classify, probs, strict=True):
+
+def classify(args: argparse.Namespace, model, tokenizer, ckpt: dict) -> int:
+    """--classify TEXT and --classify-file FILE: a label for each post, in input order."""
+    labels = sentiment_labels(ckpt)
+    texts = args.classify or read_lines(args.classify_file, "--classify-file")  # given, or read
+    status = Status()
+    progress = count_posts(status, "classifying")
+    probs = classify_texts(model, tokenizer, ckpt, texts, progress=progress)
+    status.clear()
+    if args.format != "text":
+        rows = []
+        for index, (text, row) in enumerate(zip(texts, probs, strict=True)):
+            probabilities = {name: round(float(p), 6) for name, p in zip(labels, row, strict=True)}
+            rows.append({"index": index, "text": text, "label": labels[int(row.argmax())],
+                         "probabilities": probabilities})  # fmt: skip
+        print_json(rows, args.format)
+    elif args.classify:  # posts from the command line: label, its probabilities, the post
+        for text, row in zip(texts, probs, strict=True):
             print(f"{labels[int(row.argmax())]}\t({ranked_probabilities(row, labels)})\t{text}")
-        return 0
-
-    if args.classify_file:
-        texts = read_lines(args.classify_file)
-        probs = classify_texts(model, tokenizer, ckpt, texts)
-        out = sys.stdout
+    else:  # posts from a file: only the label, so output line N belongs to input line N
         for row in probs:
-            label = labels[int(row.argmax())]
-            if args.format == "jsonl":
-                out.write(
-                    json.dumps(
-                        {
-                            "label": label,
-                            "probs": dict(
-                                zip(labels, [round(float(p), 6) for p in row], strict=True)
-                            ),
-                        }
-                    )
-                    + "\n"
-                )
-            else:
-                out.write(label + "\n")
-        return 0
+            sys.stdout.write(labels[int(row.argmax())] + "\n")
+    return 0
 
-    prompt = sys.stdin.read().rstrip("\n") if args.prompt == "-" else args.prompt
+
+def write_now(text: str) -> None:
+    """Print `text` at once, so generated text appears as it forms."""
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def generate(args: argparse.Namespace, model, tokenizer, ckpt: dict) -> int:
+    """The default mode: continue the prompt --num-samples times, streaming the text."""
+    if not lm_head_trained(ckpt):
+        print(f"warning: {args.ckpt}: its language-model head is untrained (a sentiment model "
+              "trained from scratch), so the text will be noise", file=sys.stderr)  # fmt: skip
+    prompt = read_stdin("--prompt").rstrip("\n") if args.prompt == "-" else args.prompt
     prompt = prepare_text(prompt, ckpt)
+    seed = args.seed
+    if seed is None:
+        seed = random.randrange(1_000_000)  # short enough to retype
+        if args.temperature > 0:  # greedy text (temperature 0) does not depend on it
+            print(f"seed {seed} (pass --seed {seed} to get this text again)", file=sys.stderr)
     generator = torch.Generator()
-    generator.manual_seed(args.seed if args.seed is not None else torch.seed())
+    generator.manual_seed(seed)
     for i in range(args.num_samples):
         if args.num_samples > 1:
             print(f"--- sample {i + 1}")
         sys.stdout.write(prompt)
         generate_text(
             model, tokenizer, prompt, args.max_new_tokens, args.temperature,
-            args.top_k or None, args.top_p, generator, args.use_cache,
-            on_text=lambda s: (sys.stdout.write(s), sys.stdout.flush()),
+            args.top_k or None, args.top_p, generator, args.use_cache, on_text=write_now,
         )  # fmt: skip
         sys.stdout.write("\n")
     return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Check the flags, load the checkpoint (with a note if another version wrote it), then
+    do what the flags ask: one mode, the first given of those below; text generation if none."""
+    check_flags(args)
+    device = pick_device(args.device)
+    model, tokenizer, ckpt = load_for_inference(args.ckpt, device)
+    note = version_note(ckpt, args.ckpt)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+    if device.type == "cpu":  # faster one-row products, same values (minillm/cpu_linear.py)
+        use_input_major_weights(model)
+    if args.attention is not None:
+        return draw_attention(args, model, tokenizer, ckpt)
+    if args.explain is not None:
+        return explain_label(args, model, tokenizer, ckpt)
+    if args.evaluate:
+        return evaluate(args, model, tokenizer, ckpt)
+    if args.classify or args.classify_file:
+        return classify(args, model, tokenizer, ckpt)
+    return generate(args, model, tokenizer, ckpt)
 
 
 def main(argv: list[str] | None = None) -> int:
