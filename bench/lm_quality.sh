@@ -26,7 +26,7 @@ mkdir -p "$OUT"
 common=(--task lm --data "$SHARED" --data-splits train,val
         --val "$SHARED/semeval2017-4a/twitter-2016devtest-A.tsv"
         --max-minutes "$MINUTES" --max-steps 1000000 --eval-interval 1000000
-        --log-interval 20 --num-threads 1 --seed 1337)
+        --log-interval 20 --num-threads 1 --seed 1337 --overwrite)  # --overwrite: a rerun replaces the previous one
 
 "$PY" train.py "${common[@]}" --preset medium --dtype bfloat16 --batch-size 16 \
     --vocab-size 4096 --out "$OUT/minillm" \

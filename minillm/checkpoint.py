@@ -8,11 +8,14 @@ A checkpoint is one file made by `torch.save` of a dict of tensors and plain val
     tokenizer             the tokenizer as its `tokenizers` JSON string
     label_names           class names of the sentiment head, or None
     train_config          the TrainConfig of the run, as a dict
+    lm_head_trained       False for a sentiment run from scratch (its LM head is noise)
+    versions              {"minillm": ..., "torch": ...} that wrote the file
     step, elapsed_s       optimizer steps taken and training seconds spent
-    optimizer             optimizer state (resume; dropout's random draws follow from
-                          the seed and step, so no generator state is needed)
-    train_model, ema_updates   with --ema only: the trained weights and the average's count
     best_metric, best_step, metrics    the best validation value so far and the last eval
+  last.pt only, for --resume:
+    optimizer             optimizer state (dropout's random draws follow from the seed and
+                          step, so no generator state is needed)
+    train_model, ema_updates   with --ema only: the trained weights and the average's count
 
 Holds: save (temporary file, fsync, rename), safe load (`weights_only=True`, so a pickle
 that would run code is refused), validation with one-line errors, and rebuilding a model
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -53,6 +57,9 @@ def save_checkpoint(payload: dict[str, Any], path: str | os.PathLike) -> Path:
             torch.save(payload, f)
             f.flush()
             os.fsync(f.fileno())
+        umask = os.umask(0)  # mkstemp makes the file private (0600); give it the usual mode
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)  # atomic on POSIX and Windows: readers see old or new, never half
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -68,17 +75,20 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        detail = next(
-            (ln.strip() for ln in str(err).splitlines() if "Unsupported global" in ln), ""
-        )
-        if not detail:  # not a pickle of anything: garbage bytes
+        # The weights-only unpickler names what it refused as "GLOBAL module.name", worded
+        # differently across torch versions ("Unsupported global: GLOBAL builtins.exec was
+        # not an allowed global", "unsupported GLOBAL posix.system whose module posix is
+        # blocked"): a file that asks for any global is one that could run code.
+        asked = re.search(r"GLOBAL\s+([\w.]+)", str(err))
+        if asked:
             raise CheckpointError(
-                f"{path}: not a readable checkpoint (corrupt or truncated?)"
+                f"{path}: refused to load: it asks to run code while unpickling (it imports "
+                f"{asked.group(1).rstrip('.')!r}); minillm checkpoints hold only tensors and "
+                f"plain values"
             ) from None
-        name = detail.split("GLOBAL", 1)[-1].split(" was not", 1)[0].strip()
         raise CheckpointError(
-            f"{path}: refused to load: it asks to import {name!r} while unpickling, which could "
-            f"run code; minillm checkpoints hold only tensors and plain values"
+            f"{path}: not a readable checkpoint (corrupt or truncated, or a pickle the safe "
+            f"loader does not read)"
         ) from None
     except Exception as err:  # a damaged file fails in many ways: zip, pickle, struct, ...
         detail = (str(err).strip().splitlines() or [type(err).__name__])[0]
@@ -97,6 +107,15 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise CheckpointError(f"{path}: checkpoint is missing {', '.join(missing)}")
     ckpt["model"] = strip_wrapper_prefixes(ckpt["model"])
     return ckpt
+
+
+def lm_head_trained(ckpt: dict) -> bool:
+    """Whether the checkpoint's language-model head was ever trained: not for a sentiment
+    run from scratch. Files from before minillm recorded it are judged by their config."""
+    if "lm_head_trained" in ckpt:
+        return bool(ckpt["lm_head_trained"])
+    run = ckpt.get("train_config") or {}
+    return not (run.get("task") == "sentiment" and not run.get("init_from"))
 
 
 def strip_wrapper_prefixes(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

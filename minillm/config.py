@@ -10,11 +10,14 @@ Leaves out: what the settings do (minillm.training, minillm.data, minillm.model)
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from minillm.device import DEVICES, DTYPES
 from minillm.model import MLPS, NORMS, POSITIONS, ModelConfig
+from minillm.tokenizer import SPECIAL_TOKENS
 
 # -----------------------------------------------------------------------------
 # Presets: named model sizes with the training settings that suit them. Parameter counts
@@ -126,7 +129,16 @@ class TrainConfig:
         RUN,
         metavar="CKPT",
     )
-    resume: bool = flag(False, "continue the run saved in OUT/last.pt", RUN, action="store_true")
+    resume: bool = flag(
+        False,
+        "continue the run saved in OUT/last.pt (its settings, with a new budget or hardware)",
+        RUN,
+        action="store_true",
+    )
+    overwrite: bool = flag(
+        False, "start afresh in an --out that holds an earlier run, replacing its files", RUN,
+        action="store_true",
+    )  # fmt: skip
     seed: int = flag(1337, "random seed: same seed, same run", RUN)
     # model
     n_layer: int | None = flag(None, "transformer blocks", MODEL)
@@ -197,25 +209,43 @@ class TrainConfig:
     )
 
     def __post_init__(self) -> None:
+        """Every value that is given is checked here, before any data is read; the shape
+        a preset or checkpoint fills in is checked by `check_shape`."""
         for f in fields(self):
             choices = f.metadata.get("choices")
             value = getattr(self, f.name)
             if choices and value is not None and value not in choices:
                 raise ValueError(
-                    f"--{f.name.replace('_', '-')} must be one of {', '.join(choices)}, "
-                    f"got {value!r}"
+                    f"{flag_name(f.name)} must be one of {', '.join(choices)}, got {value!r}"
                 )
-        for name in ("grad_accum", "max_steps", "eval_interval", "log_interval"):
-            if (getattr(self, name) or 1) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
-        if not 0.0 < self.val_fraction < 1.0:
-            raise ValueError(f"--val-fraction must be in (0, 1), got {self.val_fraction}")
-        if self.max_minutes is not None and self.max_minutes <= 0:
-            raise ValueError(f"--max-minutes must be > 0, got {self.max_minutes}")
-        if not 0.0 <= self.ema < 1.0:
-            raise ValueError(f"--ema must be in [0, 1), got {self.ema}")
-        if self.resume and self.init_from:
-            raise ValueError("--resume and --init-from exclude each other")
+        for name in ("grad_accum", "max_steps", "eval_interval", "log_interval", "batch_size",
+                     "num_threads", "n_layer", "n_head", "n_embd", "block_size", "vocab_size"):  # fmt: skip
+            _check(self, name, lambda x: x >= 1, "a whole number >= 1")
+        for name in ("seed", "warmup_steps", "patience"):
+            _check(self, name, lambda x: x >= 0, "a whole number >= 0")
+        _check(self, "lr", lambda x: 0 < x < math.inf, "a number > 0")
+        _check(self, "max_minutes", lambda x: 0 < x < math.inf, "a number of minutes > 0")
+        _check(self, "val_fraction", lambda x: 0 < x < 1, "in (0, 1)")
+        _check(self, "min_lr_ratio", lambda x: 0 <= x <= 1, "in [0, 1]")
+        for name in ("dropout", "ema", "beta1", "beta2"):
+            _check(self, name, lambda x: 0 <= x < 1, "in [0, 1)")
+        for name in ("weight_decay", "grad_clip"):
+            _check(self, name, lambda x: 0 <= x < math.inf, "a number >= 0")
+        n_base = len(SPECIAL_TOKENS) + 256
+        if self.tokenizer == "bpe" and self.vocab_size is not None and self.vocab_size < n_base:
+            raise ValueError(f"--vocab-size must be at least {n_base} for BPE (2 special tokens "
+                             f"and 256 bytes), got {self.vocab_size}")  # fmt: skip
+
+    def check_shape(self) -> None:
+        """The model shape (resolved from the preset or a checkpoint) is one MiniLM can be:
+        ModelConfig's checks, with the flags' names. Vocabulary and heads come later."""
+        try:
+            self.model_config(vocab_size=self.vocab_size or 1, n_classes=0)
+        except ValueError as err:
+            message = str(err).replace("ModelConfig.", "")
+            for name in MODEL_FIELDS:
+                message = re.sub(rf"\b{name}\b", flag_name(name), message)
+            raise ValueError(message) from None
 
     def resolved(self) -> TrainConfig:
         """This config with every setting the run leaves to the preset filled in from it."""
@@ -239,3 +269,16 @@ class TrainConfig:
         names = {f.name for f in fields(cls)}
         return cls(**{k: tuple(v) if isinstance(v, list) else v
                       for k, v in saved.items() if k in names})  # fmt: skip
+
+
+def flag_name(field_name: str) -> str:
+    """The command-line flag of a TrainConfig field: "max_steps" -> "--max-steps"."""
+    meta = TrainConfig.__dataclass_fields__[field_name].metadata
+    return meta.get("flag") or "--" + field_name.replace("_", "-")
+
+
+def _check(cfg: TrainConfig, name: str, ok, what: str) -> None:
+    """A ValueError naming the flag if `name` is set and `ok(value)` is not true (NaN never is)."""
+    value = getattr(cfg, name)
+    if value is not None and not ok(value):
+        raise ValueError(f"{flag_name(name)} must be {what}, got {value}")

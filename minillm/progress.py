@@ -7,6 +7,7 @@ stream is not a terminal (a pipe, a log file, a test) it writes nothing at all.
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from typing import TextIO
@@ -35,7 +36,8 @@ class Status:
         now = time.monotonic()
         if not self.enabled or (not force and now - self.last < self.interval):
             return
-        self.stream.write(CLEAR_LINE + text)
+        width = shutil.get_terminal_size().columns - 1  # a wrapped line would not clear
+        self.stream.write(CLEAR_LINE + text[:width])
         self.stream.flush()
         self.shown, self.last = True, now
 

@@ -4,24 +4,24 @@ Holds: AdamW with weight decay on matrices only, warm-up then cosine learning ra
 loss, the attention kernel for the training precision, `train_step` (one optimizer step
 with gradient accumulation and clipping; the benchmarks call it too), evaluation,
 `RunState` (step, best score, time spent: what a checkpoint saves and --resume restores),
-the metrics log, and `train`: keep-best checkpoints, early stopping, resume, a wall-clock
-budget, Ctrl-C, torchrun.
+`starting_point` (the checked config, and what --resume may change), and `train`:
+keep-best checkpoints that are never non-finite, early stopping, resume, a wall-clock
+budget, Ctrl-C and SIGTERM, torchrun.
 
-Leaves out: the settings (minillm.config), argument parsing (train.py), reading, splitting
-and batching the data (minillm.formats, minillm.data), the checkpoint file format
-(minillm.checkpoint) and the process group set-up for torchrun (minillm.distributed).
+Leaves out: the settings (minillm.config), argument parsing (minillm.cli.train), reading,
+splitting and batching the data (minillm.formats, minillm.data), the --out folder and its
+metrics.jsonl (minillm.run_folder), the checkpoint file format (minillm.checkpoint) and
+the process group set-up for torchrun (minillm.distributed).
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import signal
-import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, replace
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,11 +32,12 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from minillm import distributed as dist
 from minillm.checkpoint import (
     CheckpointError,
+    lm_head_trained,
     load_checkpoint,
     model_from_checkpoint,
     save_checkpoint,
 )
-from minillm.config import MODEL_FIELDS, TrainConfig
+from minillm.config import MODEL_FIELDS, TrainConfig, flag_name
 from minillm.data import Dataset, class_counts, class_weights, prepare_data, train_batch
 from minillm.device import (
     autocast,
@@ -46,9 +47,10 @@ from minillm.device import (
     pick_device,
     pick_dtype,
 )
-from minillm.inference import predict_proba
+from minillm.inference import predict_proba, running_versions
 from minillm.metrics import classification_metrics, format_report, lm_metrics
 from minillm.model import MiniLM
+from minillm.run_folder import MetricsLog, claim_out_folder
 from minillm.tokenizer import Tokenizer
 
 # -----------------------------------------------------------------------------
@@ -249,7 +251,7 @@ def evaluate(model: MiniLM, dataset: Dataset, device, dtype) -> dict:
 
 
 # -----------------------------------------------------------------------------
-# What a run carries from step to step, and its log
+# What a run carries from step to step
 
 
 @dataclass
@@ -279,34 +281,6 @@ class RunState:
         return improved
 
 
-class MetricsLog:
-    """metrics.jsonl: one JSON line per progress log and evaluation, appended as they come.
-
-    Resuming keeps the rows up to the checkpoint's step (a crash can leave later ones).
-    `rows` holds them all, for the plots. Off on every process but rank 0.
-    """
-
-    def __init__(self, path: Path, resume_step: int | None, enabled: bool = True) -> None:
-        self.path, self.enabled, self.rows = path, enabled, []
-        if not enabled:
-            return
-        if resume_step is not None and path.exists():
-            lines = path.read_text(encoding="utf-8").splitlines()
-            rows = [json.loads(line) for line in lines if line]
-            self.rows = [r for r in rows if r.get("step", 0) <= resume_step]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in self.rows), encoding="utf-8")
-        os.replace(tmp, path)
-
-    def append(self, row: dict) -> dict:
-        if self.enabled:
-            self.rows.append(row)
-            with open(self.path, "a", encoding="utf-8") as f:
-                f.write(json.dumps(row) + "\n")
-        return row
-
-
 # -----------------------------------------------------------------------------
 # The run
 
@@ -315,41 +289,112 @@ class TrainingError(RuntimeError):
     """Training cannot go on (e.g. a non-finite loss); the message says where and why."""
 
 
-def train(cfg: TrainConfig, log=print) -> Path:
-    """Run one training job; returns the path of the best checkpoint."""
+def train(cfg: TrainConfig, log=print, status=None) -> Path:
+    """Run one training job; returns the path of the best checkpoint.
+
+    `log` prints a line. `status`, if given, shows the periodic training line instead of
+    `log` (a terminal's self-clearing status line, see minillm.progress).
+    """
     rank, world = dist.setup()
-    log = log if rank == 0 else (lambda *a, **k: None)
+    is_main = rank == 0
+    log = log if is_main else (lambda *a, **k: None)
     try:
-        best = _train(cfg, rank, world, log)
+        cfg, ckpt = starting_point(cfg, world, log)  # every setting checked: no data read yet
+        folder = claim_out_folder(cfg.out, resume=cfg.resume, overwrite=cfg.overwrite)
+        with folder if is_main else nullcontext():  # refuses a used or busy --out
+            best = _train(cfg, ckpt, rank, world, log, status if is_main else None)
         dist.finish()
         return best
     finally:
         dist.teardown()
 
 
-def starting_point(cfg: TrainConfig) -> tuple[TrainConfig, dict | None]:
-    """The run's resolved config, and the checkpoint it starts from (--resume, --init-from).
+# What a resumed run may take from its command line; every other setting is the saved run's.
+# The budget and the hardware do not change the run's arithmetic (see README: resume).
+RESUME_MAY_CHANGE = ("max_steps", "max_minutes", "eval_interval", "log_interval", "patience",
+                     "device", "dtype", "compile", "num_threads")  # fmt: skip
 
-    A resumed run continues as it was configured: only the budget (--max-steps,
-    --max-minutes) and the hardware flags come from this command line. A run that starts
+
+def starting_point(cfg: TrainConfig, world: int = 1, log=print) -> tuple[TrainConfig, dict | None]:
+    """The run's resolved, checked config, and the checkpoint it starts from (--resume,
+    --init-from); reads no data, so every mistake in the flags shows at once.
+
+    A resumed run continues as it was configured (`resumed_config`). A run that starts
     from a checkpoint takes the trunk's shape from it, not from the preset.
     """
+    if cfg.resume and (cfg.init_from or cfg.overwrite):
+        other = "--init-from" if cfg.init_from else "--overwrite"
+        raise ValueError(f"--resume continues the run in --out; {other} starts another: "
+                         f"give one of them")  # fmt: skip
     ckpt = None
     if cfg.resume:
         last_path = Path(cfg.out) / "last.pt"
         if not last_path.is_file():
             raise CheckpointError(f"--resume: no checkpoint to resume at {last_path}")
         ckpt = load_checkpoint(last_path)
-        saved = TrainConfig.from_dict(ckpt["train_config"])
-        cfg = replace(saved, resume=True, out=cfg.out, max_steps=cfg.max_steps or saved.max_steps,
-                      max_minutes=cfg.max_minutes, device=cfg.device, dtype=cfg.dtype,
-                      compile=cfg.compile, num_threads=cfg.num_threads)  # fmt: skip
+        cfg = resumed_config(TrainConfig.from_dict(ckpt["train_config"]), cfg, last_path, log)
     elif cfg.init_from:
         ckpt = load_checkpoint(cfg.init_from)
     if ckpt:
         shape = ckpt["model_config"]
         cfg = replace(cfg, **{k: shape[k] for k in MODEL_FIELDS if k != "dropout"})
-    return cfg.resolved(), ckpt
+    cfg = cfg.resolved()
+    cfg.check_shape()
+    if cfg.batch_size % (world * cfg.grad_accum):
+        raise ValueError(
+            f"--batch-size {cfg.batch_size} must divide evenly into {world} process(es) x "
+            f"--grad-accum {cfg.grad_accum} micro-batches"
+        )
+    return cfg, ckpt
+
+
+def resumed_config(saved: TrainConfig, given: TrainConfig, path: Path, log) -> TrainConfig:
+    """The saved run's config with what this command line may change (RESUME_MAY_CHANGE).
+
+    A flag given with a value other than the saved run's and not in that list (another
+    model shape, learning rate or data, say) cannot be honoured by a resumed run: an
+    error says so. Both sets are logged: the saved run's settings and what is new.
+    """
+    default = TrainConfig()
+    anew = {name: getattr(given, name) for name in RESUME_MAY_CHANGE
+            if getattr(given, name) != getattr(default, name) or name == "max_minutes"}  # fmt: skip
+    for f in fields(TrainConfig):
+        value = getattr(given, f.name)
+        if f.name in (*RESUME_MAY_CHANGE, "resume", "out") or value == getattr(default, f.name):
+            continue  # not given, or free to change
+        if value != getattr(saved, f.name):
+            raise ValueError(
+                f"--resume: {_flags({f.name: value})} differs from the run in {path} "
+                f"({_flags({f.name: getattr(saved, f.name)}) or 'not set'}), and a resumed "
+                f"run keeps its settings; drop the flag, or start a new run from it with "
+                f"--init-from {path} --out NEW"
+            )
+    cfg = replace(saved, resume=True, overwrite=False, out=given.out, **anew)
+    preset = TrainConfig(preset=saved.preset).resolved()
+    kept = {f.name: getattr(saved, f.name) for f in fields(TrainConfig)
+            if f.name in ("task", "preset") or (f.name not in (*RESUME_MAY_CHANGE, "resume", "out",
+            "overwrite") and getattr(saved, f.name) != getattr(preset, f.name))}  # fmt: skip
+    changed = {k: v for k, v in anew.items() if v != getattr(saved, k)}
+    log(f"resume: from {path}: {_flags(kept)} (every other setting: the preset's or the default)")
+    log(f"resume: from this command line: {_flags(changed) or 'nothing new'}")
+    return cfg
+
+
+def _flags(settings: dict) -> str:
+    """Settings as the flags that give them: {"task": "lm", "data": ("a", "b")} ->
+    "--task lm --data a --data b"; a switch shows by its name alone."""
+    parts = []
+    for name, value in settings.items():
+        flag = flag_name(name)
+        if isinstance(value, bool):
+            parts += [flag] if value != TrainConfig.__dataclass_fields__[name].default else []
+        elif isinstance(value, tuple) and name in ("data", "val"):
+            parts += [f"{flag} {v}" for v in value]
+        elif isinstance(value, tuple):
+            parts.append(f"{flag} {','.join(value)}")
+        elif value is not None:
+            parts.append(f"{flag} {value:g}" if isinstance(value, float) else f"{flag} {value}")
+    return " ".join(parts)
 
 
 def build_model(cfg: TrainConfig, dataset: Dataset, ckpt: dict | None, device, dtype, *,
@@ -385,7 +430,8 @@ def build_model(cfg: TrainConfig, dataset: Dataset, ckpt: dict | None, device, d
     return model, averaged
 
 
-def _train(cfg: TrainConfig, rank: int, world: int, log) -> Path:
+def _train(cfg: TrainConfig, ckpt: dict | None, rank: int, world: int, log, status) -> Path:
+    """The run itself, on a checked config (`starting_point`) in a claimed --out."""
     is_main = rank == 0
     device = dist.device_for_rank(pick_device(cfg.device), rank)
     dtype = pick_dtype(cfg.dtype, device)
@@ -396,8 +442,7 @@ def _train(cfg: TrainConfig, rank: int, world: int, log) -> Path:
     out = Path(cfg.out)
     last_path, best_path = out / "last.pt", out / "best.pt"
 
-    # -- the settings, the data and the model, fresh or from a checkpoint
-    cfg, ckpt = starting_point(cfg)  # every setting concrete, and saved so in checkpoints
+    # -- the data and the model, fresh or from a checkpoint
     tokenizer = Tokenizer.from_json(ckpt["tokenizer"]) if ckpt else None
     dataset = prepare_data(cfg, tokenizer, ckpt.get("label_names") if cfg.resume else None, log)
     sentiment = cfg.task == "sentiment"
@@ -411,11 +456,6 @@ def _train(cfg: TrainConfig, rank: int, world: int, log) -> Path:
         optimizer.load_state_dict(ckpt["optimizer"])
         state = RunState.from_checkpoint(ckpt)
         log(f"resumed {last_path} at step {state.step}")
-    if cfg.batch_size % (world * cfg.grad_accum):
-        raise ValueError(
-            f"--batch-size {cfg.batch_size} must divide evenly into {world} process(es) x "
-            f"--grad-accum {cfg.grad_accum} micro-batches"
-        )
     if not sentiment and len(dataset.train_stream) <= cfg.block_size + 1:
         raise ValueError(
             f"the training text has {len(dataset.train_stream)} tokens, fewer than block_size + 2"
@@ -433,9 +473,12 @@ def _train(cfg: TrainConfig, rank: int, world: int, log) -> Path:
         counts = class_counts(dataset.train_labels, len(dataset.label_names))
         weights = class_weights(counts).float().to(device)
         log("class weights: " + ", ".join(f"{w:.2f}" for w in weights.tolist()))
-    metrics = MetricsLog(out / "metrics.jsonl", state.step if cfg.resume else None, is_main)
+    metrics = MetricsLog(out / "metrics.jsonl", state.step if cfg.resume else None, is_main, log)
+    # A sentiment run from scratch never trains the language-model head; sample.py warns.
+    lm_head = cfg.task == "lm" or (ckpt is not None and lm_head_trained(ckpt))
     saving = dict(cfg=cfg, dataset=dataset, model=model, averaged=averaged, optimizer=optimizer,
-                state=state, metrics=metrics, out=out, device=device, dtype=dtype, log=log)  # fmt: skip
+                  state=state, metrics=metrics, out=out, device=device, dtype=dtype, log=log,
+                  lm_head_trained=lm_head)  # fmt: skip
 
     # -- the loop: one optimizer step over the global batch at a time
     stop_signal = StopSignal(log)
@@ -460,16 +503,23 @@ def _train(cfg: TrainConfig, rank: int, world: int, log) -> Path:
             # Dropout draws from a stream that is a function of (seed, rank, step) alone,
             # like the batches, so a resumed run draws what the uninterrupted run would have.
             torch.manual_seed(step_seed(cfg.seed, rank, state.step))
-            inputs, targets = train_batch(dataset, cfg, state.step, rank, world)
-            loss = train_step(net, optimizer, inputs, targets, device=device, dtype=dtype,
-                              micro_batches=cfg.grad_accum, class_weights=weights,
-                              grad_clip=cfg.grad_clip, scaler=scaler)  # fmt: skip
+            try:
+                inputs, targets = train_batch(dataset, cfg, state.step, rank, world)
+                loss = train_step(net, optimizer, inputs, targets, device=device, dtype=dtype,
+                                  micro_batches=cfg.grad_accum, class_weights=weights,
+                                  grad_clip=cfg.grad_clip, scaler=scaler)  # fmt: skip
+            except (MemoryError, RuntimeError) as err:
+                if not out_of_memory(err):
+                    raise
+                raise TrainingError(
+                    f"out of memory at step {state.step + 1} with --batch-size {cfg.batch_size} "
+                    f"(micro-batches of {cfg.batch_size // world // cfg.grad_accum} x "
+                    f"{cfg.block_size} tokens): lower --batch-size or raise --grad-accum"
+                ) from None
             loss = dist.mean(loss, device)
             if not math.isfinite(loss):
-                raise TrainingError(
-                    f"the loss became {loss} at step {state.step + 1}; stopping. The last good "
-                    f"checkpoint, {last_path if last_path.exists() else 'none yet'}, is untouched"
-                )
+                raise TrainingError(f"the loss became {loss} at step {state.step + 1}; stopping. "
+                                    + good_checkpoints(out, state))  # fmt: skip
             if averaged is not None:
                 averaged.update_parameters(model)
             state.step += 1
@@ -481,8 +531,7 @@ def _train(cfg: TrainConfig, rank: int, world: int, log) -> Path:
                 tokens_seen, t_log = 0, time.time()
                 metrics.append({"step": state.step, "kind": "train", "loss": loss, "lr": lr,
                                 "tokens_per_s": tokens_per_s, "elapsed_s": state.elapsed_s})  # fmt: skip
-                log(_progress_line(state, cfg, loss, lr, tokens_per_s),
-                    end="\r" if sys.stdout.isatty() else "\n")  # fmt: skip
+                (status or log)(_progress_line(state, cfg, loss, lr, tokens_per_s))
 
             if state.step % cfg.eval_interval == 0 or state.step == cfg.max_steps:
                 if is_main:
@@ -504,7 +553,9 @@ def _train(cfg: TrainConfig, rank: int, world: int, log) -> Path:
             f"best {_selection_metric(cfg)[0]} {state.best_metric:.4f} at step "
             f"{state.best_step} -> {best_path}")  # fmt: skip
     if stop_reason == "interrupted":
-        raise KeyboardInterrupt(f"interrupted at step {state.step}; state saved to {last_path}")
+        how = "interrupted" if stop_signal.signum == signal.SIGINT else "stopped by SIGTERM"
+        raise Stopped(f"{how} at step {state.step}; state saved to {last_path}; continue with "
+                      f"--resume", stop_signal.signum)  # fmt: skip
     return best_path
 
 
@@ -514,35 +565,64 @@ def _selection_metric(cfg: TrainConfig) -> tuple[str, bool]:
 
 
 def evaluate_and_save(*, cfg, dataset, model, averaged, optimizer, state, metrics, out,
-                      device, dtype, log) -> None:  # fmt: skip
+                      device, dtype, log, lm_head_trained) -> None:  # fmt: skip
     """Evaluate at `state.step`, log it, keep best.pt if it improved, and save last.pt.
 
     The weights evaluated and saved are the model's, or with --ema their average; an --ema
-    checkpoint keeps the trained weights too, for --resume.
+    last.pt keeps the trained weights too, for --resume. best.pt holds what inference and
+    --init-from need; last.pt adds the optimizer state. A non-finite score or weight is
+    never saved: the run stops, and the files already saved stay as they were.
     """
     evaluated = model if averaged is None else averaged.module
     scores = evaluate(evaluated, dataset, device, dtype)
     metrics.append({"step": state.step, "kind": "val", **_scalars(scores)})
     key, higher_is_better = _selection_metric(cfg)
+    if not math.isfinite(scores["loss"]) or not (all_finite(model) and all_finite(evaluated)):
+        what = (f"the validation loss became {scores['loss']}" if not math.isfinite(scores["loss"])
+                else "some weights became non-finite")  # fmt: skip
+        raise TrainingError(f"{what} at step {state.step}; stopping without saving that state. "
+                            + good_checkpoints(out, state))  # fmt: skip
     improved = state.record(scores[key], higher_is_better)
     log(_eval_line(state.step, scores, cfg.task == "sentiment") + ("  (best)" if improved else ""))
-    ema = {}
-    if averaged is not None:
-        ema = {"train_model": model.state_dict(), "ema_updates": int(averaged.n_averaged)}
-    payload = {
+    for_inference = {
         "model_config": asdict(model.config),
         "model": evaluated.state_dict(),
-        **ema,
         "tokenizer": dataset.tokenizer.to_json(),
         "label_names": dataset.label_names,
+        "lm_head_trained": lm_head_trained,
+        "versions": running_versions(),
         "train_config": asdict(cfg),
         **asdict(state),  # step, elapsed_s, best_metric, best_step, evals_since_best
-        "optimizer": optimizer.state_dict(),
         "metrics": scores,
     }
+    for_resume = {"optimizer": optimizer.state_dict()}
+    if averaged is not None:
+        for_resume.update(train_model=model.state_dict(), ema_updates=int(averaged.n_averaged))
     if improved:
-        save_checkpoint(payload, out / "best.pt")
-    save_checkpoint(payload, out / "last.pt")
+        save_checkpoint(for_inference, out / "best.pt")
+    save_checkpoint({**for_inference, **for_resume}, out / "last.pt")
+
+
+def out_of_memory(err: BaseException) -> bool:
+    """An allocation that failed: NumPy's MemoryError, CUDA's OutOfMemoryError, or the CPU
+    allocator's RuntimeError."""
+    return isinstance(err, MemoryError | torch.OutOfMemoryError) or (
+        "can't allocate memory" in str(err)
+    )
+
+
+def all_finite(model: torch.nn.Module) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in model.state_dict().values()
+               if p.is_floating_point())  # fmt: skip
+
+
+def good_checkpoints(out: Path, state: RunState) -> str:
+    """Which saved files a failed run leaves to use (every saved state is finite)."""
+    best, last = out / "best.pt", out / "last.pt"
+    if not last.exists():
+        return "No checkpoint had been saved yet."
+    return (f"Saved before it, and good: {best} (step {state.best_step}, the best so far) "
+            f"and {last} (the latest state, for --resume).")  # fmt: skip
 
 
 def final_report(cfg, rows, best_path, dataset: Dataset, device, dtype, log) -> None:
@@ -589,13 +669,21 @@ def _clock(seconds: float) -> str:
     return f"{m}:{s:02d}"
 
 
+class Stopped(KeyboardInterrupt):
+    """The run stopped cleanly on Ctrl-C or SIGTERM; the exit code is 128 + `signum`."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.signum = signum
+
+
 class StopSignal:
     """Ctrl-C (SIGINT) or SIGTERM asks the loop to stop after the current step, so the
-    state it then saves is a whole step, exactly resumable. A second Ctrl-C stops at once,
+    state it then saves is a whole step, exactly resumable. A second one stops at once,
     without saving: the last checkpoint on disk stays as it was."""
 
     def __init__(self, log) -> None:
-        self.requested = False
+        self.requested, self.signum = False, signal.SIGINT
         self.log = log
         self.previous = {}
         if threading.current_thread() is threading.main_thread():
@@ -604,8 +692,8 @@ class StopSignal:
 
     def _handle(self, signum, frame) -> None:
         if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
+            raise Stopped("stopped without saving", signum)
+        self.requested, self.signum = True, signum
         self.log("\nstopping after this step to save (Ctrl-C again to quit without saving)")
 
     def restore(self) -> None:

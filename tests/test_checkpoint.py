@@ -43,6 +43,13 @@ def test_round_trip_rebuilds_model_and_tokenizer(tmp_path):
     )
 
 
+def test_a_saved_checkpoint_has_the_mode_of_any_new_file(tmp_path):
+    path = ck.save_checkpoint(payload(), tmp_path / "a.pt")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private 0600
+
+
 def test_crash_during_save_leaves_the_old_checkpoint(tmp_path, monkeypatch):
     path = tmp_path / "last.pt"
     ck.save_checkpoint(payload(step=1), path)
@@ -71,14 +78,27 @@ class RunsCode:
         return (builtins.exec, (f"open({self.marker!r}, 'w').write('pwned')",))
 
 
-def test_checkpoint_that_runs_code_is_refused(tmp_path):
+class RunsShell:
+    """The classic payload: os.system (posix.system) with a shell command."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("payload_class", [RunsCode, RunsShell])
+def test_checkpoint_that_runs_code_is_refused(tmp_path, payload_class):
+    """torch words the refusal differently for exec and os.system; both must say so."""
     marker = tmp_path / "pwned"
-    evil = {**payload(), "format": ck.FORMAT, "version": ck.VERSION, "x": RunsCode(marker)}
+    evil = {**payload(), "format": ck.FORMAT, "version": ck.VERSION, "x": payload_class(marker)}
     torch.save(evil, tmp_path / "evil.pt")
-    with pytest.raises(ck.CheckpointError, match="refused to load") as err:
+    with pytest.raises(ck.CheckpointError, match="refused to load: it asks to run code") as err:
         ck.load_checkpoint(tmp_path / "evil.pt")
     assert not marker.exists(), "loading must never execute code from the file"
-    assert "\n" not in str(err.value)
+    message = str(err.value)
+    assert "\n" not in message and ("'posix.system'" in message or "'exec'" in message)
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "empty"])

@@ -36,8 +36,9 @@ def version_line() -> str:
 class ShowVersion(argparse.Action):
     """`--version`: torch is imported only when the version is asked for."""
 
-    def __init__(self, option_strings, dest, **kwargs) -> None:
-        super().__init__(option_strings, dest, nargs=0, help="print the version and exit")
+    def __init__(self, option_strings, dest=None, **kwargs) -> None:
+        super().__init__(option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS,
+                         nargs=0, help="print the version and exit")  # fmt: skip
 
     def __call__(self, parser, namespace, values, option_string=None) -> None:
         print(version_line())

@@ -7,10 +7,12 @@ help, choices and group; the run itself is `minillm.training.train`.
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import fields
 
 from minillm.cli import ShowVersion, run_command
 from minillm.config import PRESETS, TrainConfig
+from minillm.progress import Status
 from minillm.training import TrainingError, train
 
 
@@ -71,7 +73,9 @@ def main(argv: list[str] | None = None) -> int:
         settings[name] = tuple(given) if given else TrainConfig.__dataclass_fields__[name].default
 
     def run() -> int:
-        train(TrainConfig(**settings), log=print)  # TrainConfig checks every flag first
+        config = TrainConfig(**settings)  # checks every flag before anything is read
+        status = Status(sys.stdout, interval=0)  # the progress line, rewritten on a terminal
+        train(config, log=status.print, status=status.update if status.enabled else None)
         return 0
 
     return run_command(run, (TrainingError,))

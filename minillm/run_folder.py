@@ -1,0 +1,128 @@
+"""A run's --out folder: one run at a time, never an earlier run's files by accident.
+
+Holds: `claim_out_folder`, which refuses a folder that holds an earlier run (unless the
+run is --resume'd or --overwrite'n) and locks the folder for the run's whole life, so a
+second run into it is refused; and `MetricsLog`, the folder's metrics.jsonl.
+
+Leaves out: the checkpoint files themselves (minillm.checkpoint) and what goes into them
+(minillm.training).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+# What a run writes into --out; --overwrite removes these before the new run starts.
+RUN_FILES = ("best.pt", "last.pt", "metrics.jsonl", "loss.png", "confusion.png")
+
+
+class RunFolderError(ValueError):
+    """The --out folder cannot be used for this run; the message says why and what to do."""
+
+
+@contextmanager
+def claim_out_folder(out: str | os.PathLike, *, resume: bool, overwrite: bool) -> Iterator[Path]:
+    """The folder `out`, created if need be and locked until the `with` block ends.
+
+    A folder that already holds files is refused unless the run resumes (and then it
+    keeps them) or overwrites (and then the files of RUN_FILES are removed first).
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise RunFolderError(f"--out {out} is a file, not a folder")
+    held = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    if held and not (resume or overwrite):
+        shown = ", ".join(held[:4]) + (", ..." if len(held) > 4 else "")
+        raise RunFolderError(
+            f"--out {out} already holds a run ({shown}): add --resume to continue it, "
+            f"--overwrite to replace it, or choose another --out"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out):
+        if overwrite:
+            for name in RUN_FILES:
+                (out / name).unlink(missing_ok=True)
+        yield out
+
+
+@contextmanager
+def folder_lock(folder: Path) -> Iterator[None]:
+    """An exclusive advisory lock (flock) on the folder itself, or RunFolderError at once
+    if another process holds it. The system drops the lock when the process ends, however
+    it ends (kill -9 too), so no stale lock file is ever left behind. Where flock does not
+    exist (Windows) the folder is not locked."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunFolderError(
+                f"--out {folder} is in use by another training run: wait for it to end, "
+                f"or choose another --out"
+            ) from None
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+class MetricsLog:
+    """metrics.jsonl: one JSON line per progress log and evaluation, appended as they come.
+
+    Resuming keeps the rows up to the checkpoint's step (a crash can leave later ones);
+    a torn last line (a crash during its append) is dropped with a warning. `rows` holds
+    them all, for the plots. Off on every process but rank 0.
+    """
+
+    def __init__(self, path: Path, resume_step: int | None, enabled: bool = True,
+                 log=print) -> None:  # fmt: skip
+        self.path, self.enabled, self.rows = path, enabled, []
+        if not enabled:
+            return
+        if resume_step is not None and path.exists():
+            rows = read_metrics(path, log)
+            self.rows = [r for r in rows if r.get("step", 0) <= resume_step]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in self.rows), encoding="utf-8")
+        os.replace(tmp, path)
+
+    def append(self, row: dict) -> dict:
+        if self.enabled:
+            self.rows.append(row)
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(row) + "\n")
+        return row
+
+
+def read_metrics(path: Path, log=print) -> list[dict]:
+    """The rows of a metrics.jsonl. A last line that is not JSON is what a crash during
+    its append leaves: dropped, with a warning. Any other bad line is an error naming the
+    file and line."""
+    lines = path.read_text(encoding="utf-8", errors="replace").split("\n")
+    while lines and not lines[-1].strip():
+        lines.pop()
+    rows = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            if number == len(lines):
+                log(f"warning: {path}:{number}: the last line is cut short (a crash while "
+                    f"it was written?); dropped it")  # fmt: skip
+                break
+            raise RunFolderError(f"{path}:{number}: not a JSON line ({err.msg})") from None
+        if not isinstance(row, dict):
+            raise RunFolderError(f"{path}:{number}: not a JSON object")
+        rows.append(row)
+    return rows
