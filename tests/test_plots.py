@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import subprocess
 import sys
 
@@ -125,6 +126,7 @@ import sys
 import matplotlib
 before = matplotlib.rcParams._get_backend_or_none()  # None: no backend picked yet
 import numpy as np
+import minillm.explain, minillm.inference
 from minillm import plots
 out = sys.argv[1]
 plots.plot_losses([{"step": 1, "kind": "train", "loss": 2.0}], out + "/l.png")
@@ -136,9 +138,14 @@ assert "matplotlib.pyplot" not in sys.modules, "pyplot was imported"
 """
 
 
-def test_plotting_leaves_matplotlib_as_it_found_it(tmp_path):
-    # in a fresh process: no backend picked, pyplot never imported
+@pytest.mark.parametrize("backend", [None, "svg"])
+def test_plotting_leaves_matplotlib_as_it_found_it(tmp_path, backend):
+    # in a fresh process: no backend picked (or the user's MPLBACKEND kept, as a notebook's
+    # inline backend must be), pyplot never imported
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+    if backend:
+        env["MPLBACKEND"] = backend
     done = subprocess.run([sys.executable, "-c", NO_GLOBAL_STATE, str(tmp_path)],
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+                          capture_output=True, text=True, timeout=120, env=env)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "c.png", "l.png", "s.png"]
