@@ -13,9 +13,11 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any
 
 from minillm.device import DEVICES, DTYPES
+from minillm.metrics import METRICS, TWEETEVAL_METRICS
 from minillm.model import MLPS, NORMS, POSITIONS, ModelConfig
 from minillm.tokenizer import SPECIAL_TOKENS
 
@@ -44,7 +46,7 @@ PRESETS: dict[str, dict] = {
 
 # The TrainConfig fields that shape the model; a checkpoint's own values win over them.
 MODEL_FIELDS = ("n_layer", "n_head", "n_embd", "block_size", "dropout", "pos", "norm", "mlp")
-TASKS = ("lm", "sentiment")
+TASKS = ("lm", "sentiment", "classify")
 TOKENIZERS = ("bpe", "char")
 
 
@@ -69,7 +71,12 @@ class TrainConfig:
 
     # task and data
     task: str = flag(
-        "lm", "lm: next-token prediction; sentiment: the classification head", DATA, choices=TASKS
+        "lm",
+        "lm: next-token prediction; sentiment: the classification head on sentiment labels; "
+        "classify: the same head on any labeled posts (a TweetEval task folder, SemEval TSV, "
+        "CSV/JSONL with a label column)",
+        DATA,
+        choices=TASKS,
     )
     data: tuple[str, ...] = flag(
         ("data",),
@@ -116,7 +123,7 @@ class TrainConfig:
     )
     class_weights: bool = flag(
         False,
-        "sentiment: weight the loss by inverse class frequency, for imbalanced data",
+        "classifiers: weight the loss by inverse class frequency, for imbalanced data",
         DATA,
         action="store_true",
     )
@@ -183,10 +190,17 @@ class TrainConfig:
         "follows whichever of steps and time runs out first",
         OPTIM,
     )
+    metric: str | None = flag(
+        None,
+        "classifiers: the validation score that picks best.pt (default: a TweetEval task "
+        "folder's official metric, macro_recall for sentiment, else macro_f1)",
+        OPTIM,
+        choices=tuple(METRICS),
+    )
     eval_interval: int = flag(100, "steps between evaluations and checkpoints", OPTIM)
     patience: int = flag(
         0,
-        "sentiment: stop after this many evaluations without a better macro-recall, 0 = never",
+        "classifiers: stop after this many evaluations without a better --metric, 0 = never",
         OPTIM,
     )
     log_interval: int = flag(10, "steps between progress lines", OPTIM)
@@ -235,6 +249,9 @@ class TrainConfig:
         if self.tokenizer == "bpe" and self.vocab_size is not None and self.vocab_size < n_base:
             raise ValueError(f"--vocab-size must be at least {n_base} for BPE (2 special tokens "
                              f"and 256 bytes), got {self.vocab_size}")  # fmt: skip
+        if self.metric and self.task == "lm":
+            raise ValueError("--metric scores a classifier: give it with --task classify or "
+                             "--task sentiment")  # fmt: skip
 
     def check_shape(self) -> None:
         """The model shape (resolved from the preset or a checkpoint) is one MiniLM can be:
@@ -248,10 +265,14 @@ class TrainConfig:
             raise ValueError(message) from None
 
     def resolved(self) -> TrainConfig:
-        """This config with every setting the run leaves to the preset filled in from it."""
+        """This config with every setting the run leaves to the preset filled in from it,
+        and a classifier's --metric from its task (`default_metric`)."""
         preset = PRESETS[self.preset]
         names = [f.name for f in fields(self) if getattr(self, f.name) is None and f.name in preset]
-        return replace(self, **{name: preset[name] for name in names})
+        metric = self.metric or (
+            default_metric(self.task, self.data) if self.task != "lm" else None
+        )
+        return replace(self, metric=metric, **{name: preset[name] for name in names})
 
     def model_config(self, vocab_size: int, n_classes: int) -> ModelConfig:
         """The model this (resolved) run trains: its shape fields, this vocabulary and heads."""
@@ -282,3 +303,16 @@ def _check(cfg: TrainConfig, name: str, ok, what: str) -> None:
     value = getattr(cfg, name)
     if value is not None and not ok(value):
         raise ValueError(f"{flag_name(name)} must be {what}, got {value}")
+
+
+def default_metric(task: str, data: tuple[str, ...]) -> str:
+    """A classifier's selection score: macro-recall for sentiment; for --task classify on
+    TweetEval task folders of one task, that task's official metric; else macro-F1."""
+    if task == "sentiment":
+        return "macro_recall"
+    tasks = set()
+    for path in map(Path, data):
+        name = "stance" if path.parent.name == "stance" else path.name  # stance/<target>
+        tasks.add(name if name in TWEETEVAL_METRICS else None)
+    (only,) = tasks if len(tasks) == 1 else (None,)
+    return TWEETEVAL_METRICS[only] if only else "macro_f1"

@@ -238,27 +238,27 @@ def prepare_data(
 
     `tokenizer` and `label_names` come from the checkpoint a run starts from, if any.
     """
-    sentiment = cfg.task == "sentiment"
+    labeled = cfg.task != "lm"  # a classifier: sentiment or classify
     read_kw = dict(normalize=cfg.normalize, text_field=cfg.text_field, label_field=cfg.label_field)
-    labels = dict(label_names=label_names) if sentiment else dict(labels=False)
+    labels = dict(label_names=label_names) if labeled else dict(labels=False)
     train = read_posts(list(cfg.data), split=list(cfg.data_splits), **labels, **read_kw)
     log(train.summary())
-    if sentiment:
+    if labeled:
         label_names = label_names or train.label_names
         if not label_names:
             raise ValueError(
-                f"--task sentiment needs labeled posts; {', '.join(cfg.data)} has none"
+                f"--task {cfg.task} needs labeled posts; {', '.join(cfg.data)} has none"
             )
-    posts = [p for p in train.posts if p.label is not None] if sentiment else train.posts
+    posts = [p for p in train.posts if p.label is not None] if labeled else train.posts
     if cfg.val:
-        if sentiment:  # validation labels must be the training labels
+        if labeled:  # validation labels must be the training labels
             labels = dict(label_names=label_names)
         val = read_posts(list(cfg.val), split="val", **labels, **read_kw)
         log(val.summary())
         train_posts, val_posts = without_val(posts, val.posts, log)
     else:
         train_posts, val_posts = train_val_split(posts, cfg.val_fraction, cfg.seed)
-    if sentiment:
+    if labeled:
         val_posts = [p for p in val_posts if p.label is not None]
     if not train_posts or not val_posts:
         raise ValueError("not enough posts for a training and a validation set")
@@ -281,7 +281,7 @@ def prepare_data(
                 f"longer than that ({n_long:,} of {len(texts):,}); the model reads them whole"
             )
 
-    if not sentiment:
+    if not labeled:
         train_stream = encode_stream([p.text for p in train_posts], tokenizer)
         val_stream = np.concatenate(
             [np.array([tokenizer.eos_id], dtype=train_stream.dtype),
@@ -327,7 +327,7 @@ def train_batch(dataset: Dataset, cfg: TrainConfig, step: int, rank: int = 0, wo
     """
     per_rank = cfg.batch_size // world
     share = slice(rank * per_rank, (rank + 1) * per_rank)
-    if cfg.task == "sentiment":
+    if cfg.task != "lm":  # a classifier
         rows = epoch_indices(len(dataset.train_ids), cfg.batch_size, cfg.seed, step)[share]
         ids, mask = pad_batch([dataset.train_ids[i] for i in rows], dataset.tokenizer.pad_id)
         targets = torch.tensor([dataset.train_labels[i] for i in rows], dtype=torch.long)

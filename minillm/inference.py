@@ -83,11 +83,19 @@ def version_note(ckpt: dict, path: str | Path) -> str | None:
 
 
 def sentiment_labels(ckpt: dict) -> list[str]:
-    """The class names of a sentiment checkpoint; ValueError for a language model."""
+    """The class names of a classifier checkpoint (--task sentiment or classify);
+    ValueError for a language model."""
     label_names = ckpt.get("label_names")
     if not label_names:
-        raise ValueError("this checkpoint has no sentiment head; train one with --task sentiment")
+        raise ValueError("this checkpoint has no classification head (a language model); "
+                         "train one with --task sentiment or --task classify")  # fmt: skip
     return label_names
+
+
+def checkpoint_metric(ckpt: dict) -> str:
+    """The score that selected a classifier checkpoint; files from before minillm recorded
+    it were sentiment models, selected on macro-recall."""
+    return ckpt.get("metric") or "macro_recall"
 
 
 def _normalizes(ckpt: dict) -> bool:

@@ -1,7 +1,8 @@
-"""Evaluation numbers: sentiment classification scores and language-model losses.
+"""Evaluation numbers: classification scores and language-model losses.
 
 Holds: `classification_metrics` (accuracy, macro-recall, macro-F1, per-class scores and
-the confusion matrix, all from integer class ids), `format_report` to print them,
+the confusion matrix, all from integer class ids), `task_score` for the official score of
+each TweetEval task (METRICS, TWEETEVAL_METRICS), `format_report` to print them,
 `ranked_probabilities` to print one post's class probabilities, and `lm_metrics` to turn
 a summed negative log-likelihood into loss, perplexity and bits per byte.
 
@@ -91,13 +92,52 @@ def classification_metrics(
     }
 
 
-def format_report(metrics: dict, label_names: list[str]) -> str:
-    """Render `classification_metrics` output as a short, aligned text report."""
+# The scores that can select a checkpoint, and what each one is.
+METRICS = {
+    "macro_recall": "mean recall over the classes (SemEval-2017 4A, TweetEval sentiment)",
+    "macro_f1": "mean F1 over the classes (TweetEval emoji, emotion, hate, offensive)",
+    "accuracy": "share of posts whose label is right",
+    "positive_f1": "F1 of the positive class: the second of two, e.g. irony (TweetEval irony)",
+    "stance_f1": "mean F1 of 'against' and 'favor', not 'none' (TweetEval stance)",
+}
+# The official metric of each TweetEval task, by its folder name (stance/<target> folders
+# are stance; the five targets' posts are pooled for the task's score).
+TWEETEVAL_METRICS = {"emoji": "macro_f1", "emotion": "macro_f1", "hate": "macro_f1",
+                     "offensive": "macro_f1", "irony": "positive_f1",
+                     "sentiment": "macro_recall", "stance": "stance_f1"}  # fmt: skip
+
+
+def task_score(metrics: dict, name: str) -> float:
+    """The score `name` (a key of METRICS) from `classification_metrics` output.
+
+    positive_f1 needs exactly two classes; stance_f1 needs classes named "against" and
+    "favor". Either raises ValueError otherwise.
+    """
+    if name in ("macro_recall", "macro_f1", "accuracy"):
+        return metrics[name]
+    f1 = metrics["per_class_f1"]
+    if name == "positive_f1":
+        if len(f1) != 2:
+            raise ValueError(f"positive_f1 needs two classes, got {len(f1)}: {', '.join(f1)}")
+        return list(f1.values())[1]
+    if name == "stance_f1":
+        if not {"against", "favor"} <= f1.keys():
+            raise ValueError(f"stance_f1 needs classes 'against' and 'favor', got {', '.join(f1)}")
+        return (f1["against"] + f1["favor"]) / 2
+    raise ValueError(f"unknown metric {name!r}; one of {', '.join(METRICS)}")
+
+
+def format_report(metrics: dict, label_names: list[str], metric: str | None = None) -> str:
+    """Render `classification_metrics` output as a short, aligned text report; with
+    `metric` (a key of METRICS) its score too, where it is not already in the first line."""
     corner = "true \\ pred"
     name_width = max(len(corner), *(len(name) for name in label_names))
+    headline = (f"n = {metrics['n']}   accuracy {metrics['accuracy']:.4f}   "
+                f"macro-recall {metrics['macro_recall']:.4f}   macro-F1 {metrics['macro_f1']:.4f}")  # fmt: skip
+    if metric and metric not in metrics:
+        headline += f"   {metric} {task_score(metrics, metric):.4f}"
     lines = [
-        f"n = {metrics['n']}   accuracy {metrics['accuracy']:.4f}   "
-        f"macro-recall {metrics['macro_recall']:.4f}   macro-F1 {metrics['macro_f1']:.4f}",
+        headline,
         "",
         f"{'class':<{name_width}}  {'precision':>9}  {'recall':>9}  {'f1':>9}  {'support':>9}",
     ]

@@ -48,7 +48,7 @@ from minillm.device import (
     pick_dtype,
 )
 from minillm.inference import predict_proba, running_versions
-from minillm.metrics import classification_metrics, format_report, lm_metrics
+from minillm.metrics import classification_metrics, format_report, lm_metrics, task_score
 from minillm.model import MiniLM
 from minillm.run_folder import MetricsLog, claim_out_folder
 from minillm.tokenizer import Tokenizer
@@ -445,7 +445,7 @@ def _train(cfg: TrainConfig, ckpt: dict | None, rank: int, world: int, log, stat
     # -- the data and the model, fresh or from a checkpoint
     tokenizer = Tokenizer.from_json(ckpt["tokenizer"]) if ckpt else None
     dataset = prepare_data(cfg, tokenizer, ckpt.get("label_names") if cfg.resume else None, log)
-    sentiment = cfg.task == "sentiment"
+    classifier = cfg.task != "lm"  # sentiment or classify: the classification head
     model, averaged = build_model(cfg, dataset, ckpt, device, dtype, keep_average=is_main, log=log)
     log(f"model: {model.num_params() / 1e6:.2f}M parameters, {model.config}")
 
@@ -456,7 +456,7 @@ def _train(cfg: TrainConfig, ckpt: dict | None, rank: int, world: int, log, stat
         optimizer.load_state_dict(ckpt["optimizer"])
         state = RunState.from_checkpoint(ckpt)
         log(f"resumed {last_path} at step {state.step}")
-    if not sentiment and len(dataset.train_stream) <= cfg.block_size + 1:
+    if not classifier and len(dataset.train_stream) <= cfg.block_size + 1:
         raise ValueError(
             f"the training text has {len(dataset.train_stream)} tokens, fewer than block_size + 2"
         )
@@ -466,15 +466,15 @@ def _train(cfg: TrainConfig, ckpt: dict | None, rank: int, world: int, log, stat
 
     # The module whose forward is the training objective: DDP and torch.compile see forward.
     example = torch.zeros(1, min(8, cfg.block_size), dtype=torch.long, device=device)
-    net = dist.wrap(maybe_compile(Classifier(model) if sentiment else model, cfg.compile, example),
+    net = dist.wrap(maybe_compile(Classifier(model) if classifier else model, cfg.compile, example),
                     device)  # fmt: skip
     weights = None
-    if sentiment and cfg.class_weights:
+    if classifier and cfg.class_weights:
         counts = class_counts(dataset.train_labels, len(dataset.label_names))
         weights = class_weights(counts).float().to(device)
         log("class weights: " + ", ".join(f"{w:.2f}" for w in weights.tolist()))
     metrics = MetricsLog(out / "metrics.jsonl", state.step if cfg.resume else None, is_main, log)
-    # A sentiment run from scratch never trains the language-model head; sample.py warns.
+    # A classifier trained from scratch never trains the language-model head; sample.py warns.
     lm_head = cfg.task == "lm" or (ckpt is not None and lm_head_trained(ckpt))
     saving = dict(cfg=cfg, dataset=dataset, model=model, averaged=averaged, optimizer=optimizer,
                   state=state, metrics=metrics, out=out, device=device, dtype=dtype, log=log,
@@ -524,7 +524,7 @@ def _train(cfg: TrainConfig, ckpt: dict | None, rank: int, world: int, log, stat
                 averaged.update_parameters(model)
             state.step += 1
             state.elapsed_s = elapsed_before + time.time() - t_start
-            tokens_seen += world * int(inputs[1].sum() if sentiment else targets.numel())
+            tokens_seen += world * int(inputs[1].sum() if classifier else targets.numel())
 
             if state.step % cfg.log_interval == 0 and is_main:
                 tokens_per_s = tokens_seen / max(time.time() - t_log, 1e-9)
@@ -537,7 +537,7 @@ def _train(cfg: TrainConfig, ckpt: dict | None, rank: int, world: int, log, stat
                 if is_main:
                     evaluate_and_save(**saving)
                     saved_step = state.step
-                out_of_patience = sentiment and 0 < cfg.patience <= state.evals_since_best
+                out_of_patience = classifier and 0 < cfg.patience <= state.evals_since_best
                 if dist.any_rank(out_of_patience, device):
                     stop_reason = f"no improvement in {cfg.patience} evaluations"
                     break
@@ -560,8 +560,9 @@ def _train(cfg: TrainConfig, ckpt: dict | None, rank: int, world: int, log, stat
 
 
 def _selection_metric(cfg: TrainConfig) -> tuple[str, bool]:
-    """The validation score that picks best.pt, and whether higher is better."""
-    return ("macro_recall", True) if cfg.task == "sentiment" else ("loss", False)
+    """The validation score that picks best.pt (a classifier's resolved --metric, see
+    minillm.metrics.task_score; a language model's loss), and whether higher is better."""
+    return (cfg.metric, True) if cfg.task != "lm" else ("loss", False)
 
 
 def evaluate_and_save(*, cfg, dataset, model, averaged, optimizer, state, metrics, out,
@@ -582,13 +583,15 @@ def evaluate_and_save(*, cfg, dataset, model, averaged, optimizer, state, metric
                 else "some weights became non-finite")  # fmt: skip
         raise TrainingError(f"{what} at step {state.step}; stopping without saving that state. "
                             + good_checkpoints(out, state))  # fmt: skip
-    improved = state.record(scores[key], higher_is_better)
-    log(_eval_line(state.step, scores, cfg.task == "sentiment") + ("  (best)" if improved else ""))
+    value = scores["loss"] if key == "loss" else task_score(scores, key)
+    improved = state.record(value, higher_is_better)
+    log(_eval_line(state.step, scores, cfg.metric) + ("  (best)" if improved else ""))
     for_inference = {
         "model_config": asdict(model.config),
         "model": evaluated.state_dict(),
         "tokenizer": dataset.tokenizer.to_json(),
         "label_names": dataset.label_names,
+        "metric": cfg.metric,  # what picked this file: a classifier's score, None for an LM
         "lm_head_trained": lm_head_trained,
         "versions": running_versions(),
         "train_config": asdict(cfg),
@@ -630,18 +633,18 @@ def final_report(cfg, rows, best_path, dataset: Dataset, device, dtype, log) -> 
     from minillm.plots import plot_confusion, plot_losses
 
     out = Path(cfg.out)
-    sentiment = cfg.task == "sentiment"
+    classifier = cfg.task != "lm"
     if rows:
         plot_losses(rows, out / "loss.png", title=f"minillm {cfg.task} ({cfg.preset})")
-    if sentiment and best_path.exists():
+    if classifier and best_path.exists():
         model = model_from_checkpoint(load_checkpoint(best_path), best_path).to(device)
         scores = evaluate(model, dataset, device, dtype)
         plot_confusion(scores["confusion"], dataset.label_names, out / "confusion.png",
                        title="validation confusion matrix (best checkpoint)")  # fmt: skip
-        log(format_report(scores, dataset.label_names))
+        log(format_report(scores, dataset.label_names, cfg.metric))
     log(
         f"wrote {out / 'metrics.jsonl'}, {out / 'loss.png'}"
-        + (f", {out / 'confusion.png'}" if sentiment else "")
+        + (f", {out / 'confusion.png'}" if classifier else "")
     )
 
 
@@ -653,10 +656,13 @@ def _progress_line(state: RunState, cfg: TrainConfig, loss: float, lr: float, tp
             f"{tps:,.0f} tok/s  {_clock(state.elapsed_s)} elapsed, ~{_clock(left)} left")  # fmt: skip
 
 
-def _eval_line(step: int, m: dict, sentiment: bool) -> str:
-    if sentiment:
-        return (f"eval step {step}: loss {m['loss']:.4f}  accuracy {m['accuracy']:.3f}  "
+def _eval_line(step: int, m: dict, metric: str | None) -> str:
+    """One evaluation: a classifier's scores (its --metric too, if it is not among them),
+    or a language model's loss, perplexity and bits per byte."""
+    if metric:
+        line = (f"eval step {step}: loss {m['loss']:.4f}  accuracy {m['accuracy']:.3f}  "
                 f"macro-recall {m['macro_recall']:.3f}  macro-F1 {m['macro_f1']:.3f}")  # fmt: skip
+        return line if metric in m else f"{line}  {metric} {task_score(m, metric):.3f}"
     return f"eval step {step}: loss {m['loss']:.4f}  ppl {m['ppl']:.2f}  bpb {m['bpb']:.4f}"
 
 

@@ -99,7 +99,7 @@ def test_bad_input_gives_clear_errors_and_non_zero_exit(runs, tmp_path):
         (("train.py", "--preset", "huge"), "invalid choice"),
         (("train.py", "--max-steps", "many"), "invalid int"),
         (("sample.py", "--ckpt", str(tmp_path / "nope.pt")), "checkpoint not found"),
-        (("sample.py", "--ckpt", str(lm), "--classify", "hi"), "no sentiment head"),
+        (("sample.py", "--ckpt", str(lm), "--classify", "hi"), "no classification head"),
         (("sample.py", "--ckpt", str(lm), "--temperature", "-1"), "temperature"),
     ]
     bad = tmp_path / "bad.csv"

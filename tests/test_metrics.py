@@ -8,7 +8,15 @@ import math
 import numpy as np
 import pytest
 
-from minillm.metrics import classification_metrics, format_report, lm_metrics, ranked_probabilities
+from minillm.metrics import (
+    METRICS,
+    TWEETEVAL_METRICS,
+    classification_metrics,
+    format_report,
+    lm_metrics,
+    ranked_probabilities,
+    task_score,
+)
 
 LABELS = ["negative", "neutral", "positive"]
 
@@ -201,3 +209,37 @@ def test_lm_metrics_tokens_longer_than_a_byte():
 def test_lm_metrics_bad_counts_raise(n_tokens, n_bytes):
     with pytest.raises(ValueError):
         lm_metrics(1.0, n_tokens=n_tokens, n_bytes=n_bytes)
+
+
+# -- the official score of each task ------------------------------------------------------
+
+
+def test_task_scores_by_hand():
+    # irony: true [0, 0, 1, 1, 1], predicted [0, 1, 1, 1, 0]
+    # class irony: tp 2, predicted 3, true 3 -> precision 2/3, recall 2/3, F1 2/3
+    irony = classification_metrics([0, 0, 1, 1, 1], [0, 1, 1, 1, 0], ["non_irony", "irony"])
+    assert task_score(irony, "positive_f1") == pytest.approx(2 / 3)
+    # non_irony: tp 1, predicted 2, true 2 -> F1 1/2; macro-F1 (1/2 + 2/3) / 2
+    assert task_score(irony, "macro_f1") == pytest.approx((1 / 2 + 2 / 3) / 2)
+    assert task_score(irony, "accuracy") == pytest.approx(3 / 5)
+
+    # stance: none 0, against 1, favor 2; true [0, 1, 1, 2, 2, 2], pred [1, 1, 0, 2, 2, 1]
+    # against: tp 1, predicted 3, true 2 -> P 1/3, R 1/2, F1 2/5
+    # favor:   tp 2, predicted 2, true 3 -> P 1,   R 2/3, F1 4/5
+    stance = classification_metrics([0, 1, 1, 2, 2, 2], [1, 1, 0, 2, 2, 1],
+                                     ["none", "against", "favor"])  # fmt: skip
+    assert task_score(stance, "stance_f1") == pytest.approx((2 / 5 + 4 / 5) / 2)
+    # none (tp 0) is not in the stance score, but is in macro-F1
+    assert task_score(stance, "macro_f1") == pytest.approx((0 + 2 / 5 + 4 / 5) / 3)
+    assert task_score(stance, "macro_recall") == pytest.approx((0 + 1 / 2 + 2 / 3) / 3)
+
+
+def test_task_scores_refuse_what_they_cannot_score():
+    three = classification_metrics([0, 1, 2], [0, 1, 2], ["a", "b", "c"])
+    with pytest.raises(ValueError, match="two classes"):
+        task_score(three, "positive_f1")
+    with pytest.raises(ValueError, match="'against' and 'favor'"):
+        task_score(three, "stance_f1")
+    with pytest.raises(ValueError, match="unknown metric"):
+        task_score(three, "f2")
+    assert set(TWEETEVAL_METRICS.values()) <= set(METRICS)

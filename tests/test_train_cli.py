@@ -5,6 +5,7 @@ where, failures that leave only good checkpoints, exit codes, the status line.""
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import subprocess
@@ -294,3 +295,44 @@ def test_the_budget_is_never_silently_off():
         TrainConfig(max_minutes=float("nan"))
     with pytest.raises(ValueError, match="--max-minutes"):
         TrainConfig(max_minutes=float("inf"))
+
+
+# -- any labeled posts: --task classify ------------------------------------------------------
+
+FIXTURES = ROOT / "tests" / "fixtures" / "tweeteval"
+
+
+@pytest.mark.parametrize(("folder", "metric", "labels"), [
+    ("hate", "macro_f1", ["not-hate", "hate"]),
+    ("stance/abortion", "stance_f1", ["none", "against", "favor"]),
+])  # fmt: skip
+def test_classify_on_a_tweeteval_folder_selects_on_its_official_metric(tmp_path, capsys, folder,
+                                                                       metric, labels):  # fmt: skip
+    data = str(FIXTURES / folder)
+    lines = []
+    best = train(config(tmp_path, task="classify", data=(data,), val_fraction=0.3),
+                 log=lambda *a, **k: lines.append(a[0]))  # fmt: skip
+    ckpt = load_checkpoint(best)
+    assert ckpt["label_names"] == labels and ckpt["metric"] == metric
+    assert ckpt["train_config"]["metric"] == metric
+    assert any(line.startswith("stopped after 6 steps (max steps) in") and f"best {metric}" in line
+               for line in lines)  # fmt: skip
+    if metric == "stance_f1":  # not among the usual scores: printed beside them
+        assert any(line.startswith("eval step") and "stance_f1" in line for line in lines)
+    from minillm.cli import sample
+
+    assert sample.main(["--ckpt", str(best), "--evaluate", data, "--split", "train",
+                        "--format", "json"]) == 0  # fmt: skip
+    report = json.loads(capsys.readouterr().out)
+    assert report["metric"] == metric and 0.0 <= report["score"] <= 1.0
+    assert report["labels"] == labels
+
+
+def test_metric_can_be_chosen_and_is_refused_for_a_language_model(tmp_path):
+    best = train(config(tmp_path, task="classify", data=(str(FIXTURES / "hate"),),
+                        val_fraction=0.3, metric="positive_f1"), log=quiet)  # fmt: skip
+    assert load_checkpoint(best)["metric"] == "positive_f1"
+    with pytest.raises(ValueError, match="--metric scores a classifier"):
+        TrainConfig(metric="macro_f1")
+    assert TrainConfig(task="sentiment").resolved().metric == "macro_recall"
+    assert TrainConfig(task="classify", data=("a/irony", "b/hate")).resolved().metric == "macro_f1"

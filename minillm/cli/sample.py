@@ -24,6 +24,7 @@ from minillm.cpu_linear import use_input_major_weights
 from minillm.device import pick_device
 from minillm.inference import (
     Progress,
+    checkpoint_metric,
     classify_texts,
     encode_for_checkpoint,
     evaluate_files,
@@ -34,7 +35,7 @@ from minillm.inference import (
     sentiment_labels,
     version_note,
 )
-from minillm.metrics import format_report, ranked_probabilities
+from minillm.metrics import format_report, ranked_probabilities, task_score
 from minillm.progress import Status
 
 
@@ -101,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="recompute the whole context every token instead of using the KV cache (slow; for comparison)",
     )
 
-    g = p.add_argument_group("sentiment (needs a checkpoint trained with --task sentiment)")
+    g = p.add_argument_group("classifiers (checkpoints trained with --task sentiment or classify)")
     g.add_argument(
         "--classify",
         action="append",
@@ -270,11 +271,13 @@ def evaluate(args: argparse.Namespace, model, tokenizer, ckpt: dict) -> int:
     metrics = evaluate_files(model, tokenizer, ckpt, args.evaluate, args.split,
                              progress=count_posts(status, "evaluating"))  # fmt: skip
     status.clear()
+    metric = checkpoint_metric(ckpt)  # the score that selected this checkpoint
     if args.format == "text":
-        print(format_report(metrics, labels))
+        print(format_report(metrics, labels, metric))
     else:
         report = {"files": args.evaluate, "split": args.split, **metrics}
         report["labels"] = labels  # the order of the confusion matrix's rows and columns
+        report.update(metric=metric, score=task_score(metrics, metric))
         print_json(report, args.format)
     if args.plot:
         from minillm.plots import plot_confusion  # matplotlib, loaded only to draw
