@@ -6,7 +6,9 @@ A checkpoint is one file made by `torch.save` of a dict of tensors and plain val
     model_config          ModelConfig as a dict
     model                 the model's state_dict (with --ema: the weights' moving average)
     tokenizer             the tokenizer as its `tokenizers` JSON string
-    label_names           class names of the sentiment head, or None
+    label_names           class names of the classification head, or None
+    metric                the score that selected the file (a classifier's --metric)
+    threshold             best.pt of a two-class model: the decision point best on validation
     train_config          the TrainConfig of the run, as a dict
     lm_head_trained       False for a sentiment run from scratch (its LM head is noise)
     versions              {"minillm": ..., "torch": ...} that wrote the file

@@ -22,7 +22,7 @@ from minillm import __version__
 from minillm.data import encode_for_classification, encode_prompt, label_ids, pad_batch
 from minillm.device import autocast
 from minillm.formats import decode_utf8, read_posts, split_lines
-from minillm.metrics import classification_metrics
+from minillm.metrics import classification_metrics, predictions
 from minillm.normalize import normalize_post
 
 Progress = Callable[[int, int], None]  # progress(done, total), e.g. posts classified so far
@@ -90,6 +90,16 @@ def sentiment_labels(ckpt: dict) -> list[str]:
         raise ValueError("this checkpoint has no classification head (a language model); "
                          "train one with --task sentiment or --task classify")  # fmt: skip
     return label_names
+
+
+def decision_threshold(ckpt: dict, given: float | None) -> float | None:
+    """The threshold that turns a two-class model's probabilities into labels: `given`
+    (--threshold), else the one training saved (the best on validation), else None (the
+    likeliest class). ValueError for a --threshold on a model with more classes."""
+    n_classes = len(sentiment_labels(ckpt))
+    if given is not None and n_classes != 2:
+        raise ValueError(f"--threshold applies to two-class models; this one has {n_classes}")
+    return given if given is not None else ckpt.get("threshold")
 
 
 def checkpoint_metric(ckpt: dict) -> str:
@@ -203,12 +213,13 @@ def classify_texts(model, tokenizer, ckpt: dict, texts: Sequence[str],
 
 
 def evaluate_files(model, tokenizer, ckpt: dict, paths: Sequence[str | Path],
-                   split: str = "test", log=print, progress: Progress | None = None) -> dict:  # fmt: skip
-    """Score a sentiment checkpoint on labeled data in any supported format.
+                   split: str = "test", log=print, progress: Progress | None = None,
+                   threshold: float | None = None) -> dict:  # fmt: skip
+    """Score a classifier checkpoint on labeled data in any supported format.
 
     `split` picks the split of TweetEval task folders; other files are read whole.
     Posts are normalised as they are read (as in training); unlabeled rows are left out.
-    `progress` is called as in `predict_proba`.
+    `progress` is called as in `predict_proba`; `threshold` as in `metrics.predictions`.
     """
     label_names = sentiment_labels(ckpt)
     result = read_posts(list(paths), split=split, normalize=_normalizes(ckpt),
@@ -221,4 +232,4 @@ def evaluate_files(model, tokenizer, ckpt: dict, paths: Sequence[str | Path],
     encoded = encode_for_classification([p.text for p in posts], tokenizer,
                                         model.config.block_size)  # fmt: skip
     probs = predict_proba(model, encoded, tokenizer.pad_id, progress=progress)
-    return classification_metrics(labels, probs.argmax(dim=-1).tolist(), label_names)
+    return classification_metrics(labels, predictions(probs, threshold), label_names)

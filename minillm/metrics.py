@@ -2,7 +2,8 @@
 
 Holds: `classification_metrics` (accuracy, macro-recall, macro-F1, per-class scores and
 the confusion matrix, all from integer class ids), `task_score` for the official score of
-each TweetEval task (METRICS, TWEETEVAL_METRICS), `format_report` to print them,
+each TweetEval task (METRICS, TWEETEVAL_METRICS), `predictions` and `best_threshold` (the
+decision point of a two-class model), `format_report` to print them,
 `ranked_probabilities` to print one post's class probabilities, and `lm_metrics` to turn
 a summed negative log-likelihood into loss, perplexity and bits per byte.
 
@@ -125,6 +126,40 @@ def task_score(metrics: dict, name: str) -> float:
             raise ValueError(f"stance_f1 needs classes 'against' and 'favor', got {', '.join(f1)}")
         return (f1["against"] + f1["favor"]) / 2
     raise ValueError(f"unknown metric {name!r}; one of {', '.join(METRICS)}")
+
+
+def predictions(probs, threshold: float | None = None) -> list[int]:
+    """Class ids from probabilities (N, K): the likeliest class; for two classes and a
+    `threshold`, the second (positive) class wherever its probability is >= threshold."""
+    probs = np.asarray(probs, dtype=np.float64)
+    if threshold is None:
+        return probs.argmax(axis=-1).tolist()
+    if probs.shape[-1] != 2:
+        raise ValueError(f"a threshold needs a two-class model, this one has {probs.shape[-1]}")
+    return (probs[:, 1] >= threshold).astype(np.int64).tolist()
+
+
+def best_threshold(p_positive, y_true, label_names: list[str], metric: str) -> tuple[float, float]:
+    """The threshold on the positive class's probability that maximises `metric` (see
+    `task_score`) over these posts, and that score.
+
+    Candidates: 0.5 and the midpoints between neighbouring distinct probabilities (every
+    different way to split these posts), at most ~1,000 of them (then quantiles); a tie
+    goes to the threshold nearest 0.5.
+    """
+    p = np.asarray(p_positive, dtype=np.float64)
+    distinct = np.unique(p)
+    cuts = (distinct[1:] + distinct[:-1]) / 2
+    if len(cuts) > 1000:
+        cuts = np.quantile(p, np.linspace(0.0, 1.0, 1001))
+    best = None
+    for t in np.concatenate([[0.5], cuts]):
+        score = task_score(classification_metrics(y_true, (p >= t).astype(np.int64),
+                                                  label_names), metric)  # fmt: skip
+        key = (score, -abs(t - 0.5))
+        if best is None or key > best[0]:
+            best = (key, float(t), score)
+    return best[1], best[2]
 
 
 def format_report(metrics: dict, label_names: list[str], metric: str | None = None) -> str:

@@ -48,7 +48,13 @@ from minillm.device import (
     pick_dtype,
 )
 from minillm.inference import predict_proba, running_versions
-from minillm.metrics import classification_metrics, format_report, lm_metrics, task_score
+from minillm.metrics import (
+    best_threshold,
+    classification_metrics,
+    format_report,
+    lm_metrics,
+    task_score,
+)
 from minillm.model import MiniLM
 from minillm.run_folder import MetricsLog, claim_out_folder
 from minillm.tokenizer import Tokenizer
@@ -637,8 +643,17 @@ def final_report(cfg, rows, best_path, dataset: Dataset, device, dtype, log) -> 
     if rows:
         plot_losses(rows, out / "loss.png", title=f"minillm {cfg.task} ({cfg.preset})")
     if classifier and best_path.exists():
-        model = model_from_checkpoint(load_checkpoint(best_path), best_path).to(device)
+        best = load_checkpoint(best_path)
+        model = model_from_checkpoint(best, best_path).to(device)
         scores = evaluate(model, dataset, device, dtype)
+        if len(dataset.label_names) == 2:  # the decision point, saved as sample.py's default
+            probs = predict_proba(model, dataset.val_ids, dataset.tokenizer.pad_id, device, dtype)
+            threshold, score = best_threshold(probs[:, 1], dataset.val_labels,
+                                              dataset.label_names, cfg.metric)  # fmt: skip
+            save_checkpoint({**best, "threshold": threshold}, best_path)
+            log(f"threshold: {dataset.label_names[1]} from probability {threshold:.3f}, the best "
+                f"{cfg.metric} on validation ({score:.4f}; {task_score(scores, cfg.metric):.4f} "
+                f"for the likelier class); saved in {best_path}")  # fmt: skip
         plot_confusion(scores["confusion"], dataset.label_names, out / "confusion.png",
                        title="validation confusion matrix (best checkpoint)")  # fmt: skip
         log(format_report(scores, dataset.label_names, cfg.metric))

@@ -336,3 +336,42 @@ def test_metric_can_be_chosen_and_is_refused_for_a_language_model(tmp_path):
         TrainConfig(metric="macro_f1")
     assert TrainConfig(task="sentiment").resolved().metric == "macro_recall"
     assert TrainConfig(task="classify", data=("a/irony", "b/hate")).resolved().metric == "macro_f1"
+
+
+def test_a_two_class_model_saves_its_best_threshold_and_sample_py_uses_it(tmp_path, capsys):
+    from minillm.cli import sample
+
+    data = str(FIXTURES / "hate")
+    lines = []
+    best = train(config(tmp_path, task="classify", data=(data,), val_fraction=0.3),
+                 log=lambda *a, **k: lines.append(a[0]))  # fmt: skip
+    threshold = load_checkpoint(best)["threshold"]
+    assert 0.0 <= threshold <= 1.0
+    assert any(line.startswith("threshold: hate from probability") for line in lines)
+    posts = tmp_path / "posts.txt"
+    posts.write_text("i hate mondays\nlovely day\nyou people are the worst\n")
+
+    def labels(*flags):
+        assert sample.main(["--ckpt", str(best), "--classify-file", str(posts), *flags]) == 0
+        return capsys.readouterr().out.split()
+
+    assert labels("--threshold", "0.000001") == ["hate"] * 3  # everything flagged
+    assert labels("--threshold", "0.999999") == ["not-hate"] * 3  # nothing flagged
+    default = labels()  # the saved threshold decides, in text and in JSON alike
+    assert sample.main(["--ckpt", str(best), "--classify-file", str(posts), "--format",
+                        "jsonl"]) == 0  # fmt: skip
+    rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [r["label"] for r in rows] == default
+    for r in rows:
+        assert r["label"] == ("hate" if r["probabilities"]["hate"] >= threshold else "not-hate")
+
+
+def test_threshold_flags_that_cannot_work(tmp_path, capsys):
+    from minillm.cli import sample
+
+    assert sample.main(["--ckpt", str(tmp_path / "none.pt"), "--threshold", "1.5"]) == 2
+    assert "--threshold must be a probability in (0, 1), got 1.5" in capsys.readouterr().err
+    three = train(config(tmp_path, task="sentiment"), log=quiet)
+    assert "threshold" not in load_checkpoint(three)
+    assert sample.main(["--ckpt", str(three), "--classify", "hi", "--threshold", "0.3"]) == 2
+    assert "--threshold applies to two-class models; this one has 3" in capsys.readouterr().err

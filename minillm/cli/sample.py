@@ -26,6 +26,7 @@ from minillm.inference import (
     Progress,
     checkpoint_metric,
     classify_texts,
+    decision_threshold,
     encode_for_checkpoint,
     evaluate_files,
     generate_text,
@@ -35,7 +36,7 @@ from minillm.inference import (
     sentiment_labels,
     version_note,
 )
-from minillm.metrics import format_report, ranked_probabilities, task_score
+from minillm.metrics import format_report, predictions, ranked_probabilities, task_score
 from minillm.progress import Status
 
 
@@ -123,6 +124,14 @@ def build_parser() -> argparse.ArgumentParser:
         "JSON object per line (a row per post with index, text, label, probabilities; or the "
         "whole --evaluate report on one line); json, the same as one JSON document (a list of "
         "rows, or the report) (default: %(default)s)",
+    )
+    g.add_argument(
+        "--threshold",
+        type=float,
+        metavar="P",
+        help="two-class models: the label is the second class wherever its probability is at "
+        "least P; lower flags more posts (more of them found, more false alarms) (default: the "
+        "threshold training found best on validation, else the likelier class)",
     )
     g.add_argument(
         "--evaluate",
@@ -236,6 +245,8 @@ def check_flags(args: argparse.Namespace) -> None:
         raise ValueError(f"--max-new-tokens must be >= 0, got {args.max_new_tokens}")
     if args.num_samples < 1:
         raise ValueError(f"--num-samples must be >= 1, got {args.num_samples}")
+    if args.threshold is not None and not 0.0 < args.threshold < 1.0:
+        raise ValueError(f"--threshold must be a probability in (0, 1), got {args.threshold}")
     if args.attention is not None and args.explain is not None:
         raise ValueError("give --attention or --explain, not both (each writes one PNG)")
     if args.classify and args.classify_file:
@@ -268,8 +279,9 @@ def evaluate(args: argparse.Namespace, model, tokenizer, ckpt: dict) -> int:
     """--evaluate: the scores on labeled data, as a report or (--format) as one JSON object."""
     labels = sentiment_labels(ckpt)
     status = Status()
+    threshold = decision_threshold(ckpt, args.threshold)
     metrics = evaluate_files(model, tokenizer, ckpt, args.evaluate, args.split,
-                             progress=count_posts(status, "evaluating"))  # fmt: skip
+                             progress=count_posts(status, "evaluating"), threshold=threshold)  # fmt: skip
     status.clear()
     metric = checkpoint_metric(ckpt)  # the score that selected this checkpoint
     if args.format == "text":
@@ -295,19 +307,20 @@ def classify(args: argparse.Namespace, model, tokenizer, ckpt: dict) -> int:
     progress = count_posts(status, "classifying")
     probs = classify_texts(model, tokenizer, ckpt, texts, progress=progress)
     status.clear()
+    predicted = predictions(probs, decision_threshold(ckpt, args.threshold))  # class ids
     if args.format != "text":
         rows = []
-        for index, (text, row) in enumerate(zip(texts, probs, strict=True)):
+        for index, (text, row, label) in enumerate(zip(texts, probs, predicted, strict=True)):
             probabilities = {name: round(float(p), 6) for name, p in zip(labels, row, strict=True)}
-            rows.append({"index": index, "text": text, "label": labels[int(row.argmax())],
+            rows.append({"index": index, "text": text, "label": labels[label],
                          "probabilities": probabilities})  # fmt: skip
         print_json(rows, args.format)
     elif args.classify:  # posts from the command line: label, its probabilities, the post
-        for text, row in zip(texts, probs, strict=True):
-            print(f"{labels[int(row.argmax())]}\t({ranked_probabilities(row, labels)})\t{text}")
+        for text, row, label in zip(texts, probs, predicted, strict=True):
+            print(f"{labels[label]}\t({ranked_probabilities(row, labels)})\t{text}")
     else:  # posts from a file: only the label, so output line N belongs to input line N
-        for row in probs:
-            sys.stdout.write(labels[int(row.argmax())] + "\n")
+        for label in predicted:
+            sys.stdout.write(labels[label] + "\n")
     return 0
 
 
