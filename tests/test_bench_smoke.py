@@ -128,3 +128,44 @@ def test_lm_quality_script_smoke(tmp_path):
     assert "bpb ratio minillm / baseline" in out
     last = out.strip().splitlines()[-1]
     assert last.startswith("val_bpb=") and float(last.split("=")[1]) > 0, last
+
+
+def add_tweeteval_task(folder: Path, classes: list[str], n_train: int = 60, n_val: int = 24,
+                       mapping: bool = True) -> None:  # fmt: skip
+    """A made-up TweetEval task folder: each post names its class, so a model can learn it."""
+    folder.mkdir(parents=True)
+    if mapping:
+        (folder / "mapping.txt").write_text(
+            "".join(f"{i}\t{name}\n" for i, name in enumerate(classes)), encoding="utf-8"
+        )
+    for split, n in (("train", n_train), ("val", n_val)):
+        ids = [i % len(classes) for i in range(n)]
+        texts = [f"so {classes[c]} today @user http {split}{i}" for i, c in enumerate(ids)]
+        (folder / f"{split}_text.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
+        (folder / f"{split}_labels.txt").write_text("\n".join(map(str, ids)) + "\n")
+
+
+@pytest.mark.slow
+def test_tweeteval_script_smoke(tmp_path):
+    shared = fake_shared_data(tmp_path / "shared")
+    te = shared / "tweeteval"
+    add_tweeteval_task(te / "emotion", ["anger", "joy", "optimism", "sadness"])
+    for task in ("hate", "irony", "offensive"):
+        add_tweeteval_task(te / task, [f"not-{task}", task])
+    (te / "stance").mkdir()
+    (te / "stance" / "mapping.txt").write_text("0\tnone\n1\tagainst\n2\tfavor\n")
+    for target in ("abortion", "atheism"):
+        add_tweeteval_task(te / "stance" / target, ["none", "against", "favor"], mapping=False)
+    env = {"SHARED": str(shared), "PRETRAIN_MIN": "0.05", "EMOJI_MIN": "0.03",
+           "SENTIMENT_MIN": "0.03", "TASK_MIN": "0.03", "VOCAB": "300"}  # fmt: skip
+    out = run_shell("tweeteval.sh", str(tmp_path / "out"), env=env)
+    rows = [line for line in out.splitlines() if line.startswith("| ")]
+    tasks = [row.split("|")[1].strip() for row in rows[1:]]  # after the header
+    assert tasks == ["emoji", "emotion", "hate", "irony", "offensive", "stance", "sentiment", "All"]
+    assert "| stance | stance_f1 |" in out and "| irony | positive_f1 |" in out
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("tweeteval_all_val=") and 0 <= float(last.split("=")[1]) <= 100
+    names = ["emoji", "emotion", "hate", "irony", "offensive", "sentiment",
+             "stance-abortion", "stance-atheism"]  # fmt: skip
+    for name in names:
+        assert (tmp_path / "out" / f"{name}.pt").is_file(), name
