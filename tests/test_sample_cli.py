@@ -306,7 +306,7 @@ def test_an_empty_file_gives_no_rows(capsys, tmp_path, sent):
 
 EVALUATE_KEYS = ["files", "split", "n", "accuracy", "macro_recall", "macro_f1",
                  "per_class_recall", "per_class_precision", "per_class_f1", "support",
-                 "confusion", "labels"]  # fmt: skip
+                 "confusion", "labels", "metric", "score"]  # fmt: skip
 
 
 def test_evaluate_report_as_one_json_object(capsys, sent, labeled):
@@ -328,6 +328,8 @@ def test_evaluate_report_as_one_json_object(capsys, sent, labeled):
     assert [sum(row) for row in confusion] == [1, 2, 2]
     correct = sum(confusion[i][i] for i in range(3))
     assert report["accuracy"] == pytest.approx(correct / 5)
+    # the score that selected the checkpoint: macro-recall for a file without the key
+    assert report["metric"] == "macro_recall" and report["score"] == report["macro_recall"]
 
     code, jsonl, _ = sample(capsys, *args, "--format", "jsonl")
     assert code == 0 and jsonl.count("\n") == 1 and json.loads(jsonl) == report
