@@ -37,14 +37,7 @@ DEV="$SHARED/semeval2017-4a/twitter-2016devtest-A.tsv"
 mkdir -p "$OUT"
 start=$(date +%s)
 
-# train.py into $OUT/NAME, its output in $OUT/NAME.log (the log's tail shown if it fails).
-train_stage() {
-    local name=$1
-    shift
-    "$PY" train.py "$@" --dtype bfloat16 --max-steps 1000000 --log-interval 50 --seed 1337 \
-        --overwrite --out "$OUT/$name" > "$OUT/$name.log" 2>&1 \
-        || { tail -20 "$OUT/$name.log" >&2; exit 1; }
-}
+source bench/stage.sh  # train_stage NAME FLAGS...: train.py into $OUT/NAME
 
 echo "== 1. tokenizer + language-model pretraining ($PRETRAIN_MIN min)"
 train_stage lm --task lm --data "$SHARED" --data-splits train --val "$DEV" \

@@ -314,5 +314,5 @@ def default_metric(task: str, data: tuple[str, ...]) -> str:
     for path in map(Path, data):
         name = "stance" if path.parent.name == "stance" else path.name  # stance/<target>
         tasks.add(name if name in TWEETEVAL_METRICS else None)
-    (only,) = tasks if len(tasks) == 1 else (None,)
+    only = tasks.pop() if len(tasks) == 1 else None
     return TWEETEVAL_METRICS[only] if only else "macro_f1"

@@ -241,6 +241,11 @@ def evaluate_lm(model, stream: np.ndarray, n_bytes: int, block: int, device, dty
 def evaluate_classifier(model, encoded, labels, label_names, pad_id, device, dtype) -> dict:
     """Loss, accuracy, macro-recall (the SemEval metric), macro-F1, per-class recall."""
     probs = predict_proba(model, encoded, pad_id, device, dtype)
+    return classifier_scores(probs, labels, label_names)
+
+
+def classifier_scores(probs: torch.Tensor, labels, label_names) -> dict:
+    """`evaluate_classifier`'s scores from class probabilities (N, K) already computed."""
     target = torch.tensor(labels)
     loss = F.nll_loss(probs.clamp_min(1e-12).log(), target).item()
     metrics = classification_metrics(labels, probs.argmax(-1).tolist(), label_names)
@@ -584,7 +589,8 @@ def evaluate_and_save(*, cfg, dataset, model, averaged, optimizer, state, metric
     scores = evaluate(evaluated, dataset, device, dtype)
     metrics.append({"step": state.step, "kind": "val", **_scalars(scores)})
     key, higher_is_better = _selection_metric(cfg)
-    if not math.isfinite(scores["loss"]) or not (all_finite(model) and all_finite(evaluated)):
+    finite = all_finite(model) and (evaluated is model or all_finite(evaluated))  # --ema: both
+    if not math.isfinite(scores["loss"]) or not finite:
         what = (f"the validation loss became {scores['loss']}" if not math.isfinite(scores["loss"])
                 else "some weights became non-finite")  # fmt: skip
         raise TrainingError(f"{what} at step {state.step}; stopping without saving that state. "
@@ -645,9 +651,9 @@ def final_report(cfg, rows, best_path, dataset: Dataset, device, dtype, log) -> 
     if classifier and best_path.exists():
         best = load_checkpoint(best_path)
         model = model_from_checkpoint(best, best_path).to(device)
-        scores = evaluate(model, dataset, device, dtype)
+        probs = predict_proba(model, dataset.val_ids, dataset.tokenizer.pad_id, device, dtype)
+        scores = classifier_scores(probs, dataset.val_labels, dataset.label_names)
         if len(dataset.label_names) == 2:  # the decision point, saved as sample.py's default
-            probs = predict_proba(model, dataset.val_ids, dataset.tokenizer.pad_id, device, dtype)
             threshold, score = best_threshold(probs[:, 1], dataset.val_labels,
                                               dataset.label_names, cfg.metric)  # fmt: skip
             save_checkpoint({**best, "threshold": threshold}, best_path)
