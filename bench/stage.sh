@@ -6,7 +6,7 @@
 train_stage() {
     local name=$1
     shift
-    "$PY" train.py "$@" --dtype bfloat16 --max-steps 1000000 --log-interval 50 --seed 1337 \
+    "$PY" train.py "$@" --dtype bfloat16 --max-steps 1000000 --log-interval 50 --seed "${SEED:-1337}" \
         --overwrite --out "$OUT/$name" > "$OUT/$name.log" 2>&1 \
         || { tail -20 "$OUT/$name.log" >&2; exit 1; }
 }

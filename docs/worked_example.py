@@ -6,6 +6,7 @@ written out as Markdown tables. From the repository root:
 
     python docs/worked_example.py                              # print the section
     python docs/worked_example.py --update docs/attention.md   # rewrite it in place
+    python docs/worked_example.py --masks POST --out PNG       # section 6's two masks
 
 `--update` replaces what lies between the two markers below; tests/test_docs.py fails when
 the section differs from what this prints. Leaves out: anything about a trained model.
@@ -103,7 +104,16 @@ def main(argv: list[str] | None = None) -> int:
         metavar="MD",
         help=f"instead of printing it, rewrite the part of MD between {START} and {END}",
     )
+    p.add_argument("--masks", metavar="POST", help="instead, draw the causal and the "
+                   "bidirectional mask over POST's words and two padding positions")  # fmt: skip
+    p.add_argument("--out", default="masks.png", help="where --masks writes its PNG")
     args = p.parse_args(argv)
+    if args.masks is not None:
+        from minillm.plots import plot_masks
+
+        words = args.masks.split()
+        print(plot_masks([*words, "<pad>", "<pad>"], len(words), args.out))
+        return 0
     if args.update is None:
         print(walkthrough_markdown())
         return 0

@@ -112,8 +112,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 
 
 def lm_head_trained(ckpt: dict) -> bool:
-    """Whether the checkpoint's language-model head was ever trained: not for a sentiment
-    run from scratch. Files from before minillm recorded it are judged by their config."""
+    """Whether the checkpoint's language-model head was ever trained to predict the next
+    token: not for a classifier run from scratch, nor for a masked-token model. Files from
+    before minillm recorded it are judged by their config."""
     if "lm_head_trained" in ckpt:
         return bool(ckpt["lm_head_trained"])
     run = ckpt.get("train_config") or {}

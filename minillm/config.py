@@ -18,7 +18,7 @@ from typing import Any
 
 from minillm.device import DEVICES, DTYPES
 from minillm.metrics import METRICS, TWEETEVAL_METRICS
-from minillm.model import MLPS, NORMS, POSITIONS, ModelConfig
+from minillm.model import ATTENTIONS, MLPS, NORMS, POSITIONS, ModelConfig
 from minillm.tokenizer import SPECIAL_TOKENS
 
 # -----------------------------------------------------------------------------
@@ -47,6 +47,8 @@ PRESETS: dict[str, dict] = {
 # The TrainConfig fields that shape the model; a checkpoint's own values win over them.
 MODEL_FIELDS = ("n_layer", "n_head", "n_embd", "block_size", "dropout", "pos", "norm", "mlp")
 TASKS = ("lm", "sentiment", "classify")
+# What a language model (--task lm) learns to predict; see README "Reading both ways".
+OBJECTIVES = ("causal", "masked", "joint")
 TOKENIZERS = ("bpe", "char")
 
 
@@ -77,6 +79,21 @@ class TrainConfig:
         "CSV/JSONL with a label column)",
         DATA,
         choices=TASKS,
+    )
+    objective: str = flag(
+        "causal",
+        "--task lm: causal predicts each next token (GPT; the model generates); masked "
+        "hides --mask-rate of the tokens and predicts them from both sides (BERT; the model "
+        "classifies better); joint alternates the two, step by step, on one trunk",
+        DATA,
+        choices=OBJECTIVES,
+    )
+    mask_rate: float = flag(0.15, "masked/joint: share of the tokens to predict (BERT: 0.15)", DATA)
+    mask_random: float = flag(
+        0.1, "masked/joint: share of those shown as a random token instead of <|mask|>", DATA
+    )
+    mask_keep: float = flag(
+        0.1, "masked/joint: share of those shown as they are instead of <|mask|>", DATA
     )
     data: tuple[str, ...] = flag(
         ("data",),
@@ -156,6 +173,13 @@ class TrainConfig:
     pos: str | None = flag(None, "rotary or learned absolute positions", MODEL, choices=POSITIONS)
     norm: str | None = flag(None, "normalisation layer", MODEL, choices=NORMS)
     mlp: str | None = flag(None, "MLP nonlinearity", MODEL, choices=MLPS)
+    classifier_attention: str = flag(
+        "causal",
+        "classifiers: read each post causally (each token sees those before it) or "
+        "bidirectionally (every token of the post)",
+        MODEL,
+        choices=ATTENTIONS,
+    )
     # optimisation
     batch_size: int | None = flag(
         None,
@@ -241,13 +265,22 @@ class TrainConfig:
         _check(self, "max_minutes", lambda x: 0 < x < math.inf, "a number of minutes > 0")
         _check(self, "val_fraction", lambda x: 0 < x < 1, "in (0, 1)")
         _check(self, "min_lr_ratio", lambda x: 0 <= x <= 1, "in [0, 1]")
+        _check(self, "mask_rate", lambda x: 0 < x < 1, "in (0, 1)")
+        for name in ("mask_random", "mask_keep"):
+            _check(self, name, lambda x: 0 <= x <= 1, "in [0, 1]")
+        if self.mask_random + self.mask_keep > 1:
+            raise ValueError(f"--mask-random {self.mask_random} and --mask-keep {self.mask_keep} "
+                             "must add up to at most 1")  # fmt: skip
+        if self.objective != "causal" and self.task != "lm":
+            raise ValueError(f"--objective {self.objective} pretrains a language model: give it "
+                             "with --task lm (a classifier fine-tunes with --init-from)")  # fmt: skip
         for name in ("dropout", "ema", "beta1", "beta2"):
             _check(self, name, lambda x: 0 <= x < 1, "in [0, 1)")
         for name in ("weight_decay", "grad_clip"):
             _check(self, name, lambda x: 0 <= x < math.inf, "a number >= 0")
         n_base = len(SPECIAL_TOKENS) + 256
         if self.tokenizer == "bpe" and self.vocab_size is not None and self.vocab_size < n_base:
-            raise ValueError(f"--vocab-size must be at least {n_base} for BPE (2 special tokens "
+            raise ValueError(f"--vocab-size must be at least {n_base} for BPE (3 special tokens "
                              f"and 256 bytes), got {self.vocab_size}")  # fmt: skip
         if self.metric and self.task == "lm":
             raise ValueError("--metric scores a classifier: give it with --task classify or "
@@ -280,6 +313,7 @@ class TrainConfig:
         return ModelConfig(
             vocab_size=vocab_size,
             n_classes=n_classes,
+            classifier_attention=self.classifier_attention,
             **{name: value for name, value in shape.items() if value is not None},
         )
 

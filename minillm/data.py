@@ -5,6 +5,8 @@ Holds:
   * the language-model side: `encode_stream` joins posts into one token stream, `lm_batch`
     cuts random windows from it, `utf8_bytes` counts bytes for bits-per-byte, and
     `encode_prompt` is what generation feeds the model;
+  * the masked-token side: `mask_tokens` hides a share of a batch's tokens (BERT's recipe)
+    and `objective_at` says which objective a --objective joint run trains at a step;
   * the classification side: `encode_for_classification`, `label_ids`, `pad_batch`,
     `class_counts` and `class_weights`;
   * `prepare_data`: read, split, train the tokenizer and encode, into a `Dataset`; and
@@ -126,6 +128,49 @@ def lm_batch(
     index = starts[:, None] + np.arange(block_size + 1)  # (B, T+1)
     windows = torch.from_numpy(stream[index].astype(np.int64))  # (B, T+1)
     return windows[:, :-1].contiguous(), windows[:, 1:].contiguous()
+
+
+IGNORE = -100  # a target that is not scored (F.cross_entropy's default ignore_index)
+
+
+def mask_tokens(
+    x: torch.Tensor,
+    tokenizer: Tokenizer,
+    rate: float,
+    random_share: float,
+    keep_share: float,
+    generator: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """BERT's masked-token corruption of a batch x (B, T): (inputs, targets), both (B, T).
+
+    Each text token is picked with probability `rate` (special tokens never are); at least
+    one per batch. A picked token is shown as `<|mask|>`, or with probability `random_share`
+    as a random text token, or with `keep_share` as itself: the model cannot tell which of
+    the tokens it sees are the picked ones, so it must represent every token well. targets
+    hold the original id at the picked positions and IGNORE everywhere else.
+    """
+    n_special = tokenizer.n_special
+    u = torch.rand(x.shape, generator=generator)  # (B, T): picks
+    picked = (u < rate) & (x >= n_special)
+    if not picked.any():  # a loss needs one target; pick the batch's first text token
+        text = (x >= n_special).flatten().nonzero()
+        if len(text):
+            picked.view(-1)[text[0]] = True
+    how = torch.rand(x.shape, generator=generator)  # (B, T): mask, random or keep
+    random_ids = torch.randint(n_special, tokenizer.vocab_size, x.shape, generator=generator)
+    inputs = torch.where(picked & (how < 1 - random_share - keep_share), tokenizer.mask_id, x)
+    is_random = picked & (how >= 1 - random_share - keep_share) & (how < 1 - keep_share)
+    inputs = torch.where(is_random, random_ids, inputs)
+    targets = torch.where(picked, x, IGNORE)
+    return inputs, targets
+
+
+def objective_at(objective: str, step: int) -> str:
+    """The language-model objective of one step: "causal" or "masked"; a joint run
+    alternates them, causal on even steps, so every two steps train both."""
+    if objective == "joint":
+        return "causal" if step % 2 == 0 else "masked"
+    return objective
 
 
 def encode_prompt(text: str, tokenizer: Tokenizer) -> list[int]:
@@ -322,6 +367,8 @@ def train_batch(dataset: Dataset, cfg: TrainConfig, step: int, rank: int = 0, wo
     """This process's share of step `step`'s global batch: (model inputs, targets).
 
     LM: inputs (x,) and targets y, both (b, T): random windows of the training stream.
+    Masked-token step (`objective_at`): the same windows through `mask_tokens`: inputs
+    (corrupted x, picked) and targets, the originals at the picked positions, else IGNORE.
     Classifier: inputs (ids, mask), both (b, T), right-padded, and targets the class ids
     (b,): the next posts of seeded per-epoch shuffles.
     """
@@ -332,6 +379,10 @@ def train_batch(dataset: Dataset, cfg: TrainConfig, step: int, rank: int = 0, wo
         ids, mask = pad_batch([dataset.train_ids[i] for i in rows], dataset.tokenizer.pad_id)
         targets = torch.tensor([dataset.train_labels[i] for i in rows], dtype=torch.long)
         return (ids, mask), targets
-    x, y = lm_batch(dataset.train_stream, cfg.batch_size, cfg.block_size,
-                    step_generator(cfg.seed, step))  # fmt: skip
+    generator = step_generator(cfg.seed, step)
+    x, y = lm_batch(dataset.train_stream, cfg.batch_size, cfg.block_size, generator)
+    if objective_at(cfg.objective, step) == "masked":
+        x, y = mask_tokens(x, dataset.tokenizer, cfg.mask_rate, cfg.mask_random, cfg.mask_keep,
+                           generator)  # fmt: skip
+        return (x[share], y[share] != IGNORE), y[share]
     return (x[share],), y[share]

@@ -100,19 +100,27 @@ def character_scores(
 # Attention weights, from the NumPy reference
 
 
+def reads_causally(config) -> bool:
+    """Whether `attention_maps` reads causally: a classifier reads as it classifies
+    (`ModelConfig.classifier_attention`), a language model always causally."""
+    return not config.n_classes or config.classifier_attention == "causal"
+
+
 def attention_maps(model, token_ids: Sequence[int]) -> np.ndarray:
     """Attention weights (n_layer, nh, T, T) of `model` on one sequence of token ids.
 
     Entry [l, h, i, j] is how much query position i of head h in layer l reads key
-    position j; each row sums to 1 and is 0 right of the diagonal (causal). Computed by
-    `minillm.reference.hidden_states` from the model's weights, in float64.
+    position j; each row sums to 1. A classifier's maps show how it reads a post (causal:
+    0 right of the diagonal; bidirectional: every key), a language model's are causal.
+    Computed by `minillm.reference.hidden_states` from the model's weights, in float64.
     """
     T = len(token_ids)
     if not 1 <= T <= model.config.block_size:
         raise ValueError(f"need 1 to block_size={model.config.block_size} tokens, got {T}")
     record: list[np.ndarray] = []
     idx = np.asarray([token_ids], dtype=np.int64)  # (1, T)
-    ref.hidden_states(idx, ref.params_from_model(model), model.config, record=record)
+    ref.hidden_states(idx, ref.params_from_model(model), model.config, record=record,
+                      causal=reads_causally(model.config))  # fmt: skip
     return np.stack([weights[0] for weights in record])  # (n_layer, nh, T, T)
 
 

@@ -33,6 +33,9 @@ POSITIONS = ("rope", "learned")  # rotate q and k by position, or add a position
 NORMS = ("rmsnorm", "layernorm")  # scale only, or centre then scale + shift
 MLPS = ("relu2", "gelu")  # relu(x)^2, or GELU (tanh approximation)
 KERNELS = ("fused", "explicit")  # F.scaled_dot_product_attention, or `attention` below
+# How a token may look at the others: only at earlier ones (GPT: text can be generated left
+# to right), or at every token of its post (BERT: each word is read in its whole context).
+ATTENTIONS = ("causal", "bidirectional")
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ class ModelConfig:
     n_embd: int = 256  # width C of the residual stream
     dropout: float = 0.0  # dropout on attention weights and residual branches (training only)
     n_classes: int = 3  # sentiment classes of the classification head; 0 = no head
+    classifier_attention: str = "causal"  # how `classify` reads a post: "causal" or "bidirectional"
     # The three architecture choices below are each measured in BENCHMARKS.md. The
     # "gpt2" preset sets them to learned / layernorm / gelu, the GPT-2 recipe.
     pos: str = "rope"  # "rope": rotate q and k by position; "learned": add a position embedding
@@ -70,7 +74,8 @@ class ModelConfig:
             raise ValueError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout}")
         if self.n_classes < 0:
             raise ValueError(f"ModelConfig.n_classes must be >= 0, got {self.n_classes}")
-        for name, allowed in (("pos", POSITIONS), ("norm", NORMS), ("mlp", MLPS)):
+        for name, allowed in (("pos", POSITIONS), ("norm", NORMS), ("mlp", MLPS),
+                              ("classifier_attention", ATTENTIONS)):  # fmt: skip
             if getattr(self, name) not in allowed:
                 raise ValueError(
                     f"ModelConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}"
@@ -92,6 +97,8 @@ class ModelConfig:
 # variance d_k, so without the scaling the scores grow with the head size and the
 # softmax saturates into a one-hot whose gradients vanish.
 # The mask adds -inf where a query may not look (a later token, or padding): exp(-inf)=0.
+# GPT and BERT differ only in that mask: causal, a query sees the keys up to its own
+# position; bidirectional, it sees every real token of its post.
 
 
 def attention(
@@ -124,16 +131,19 @@ def causal_mask(t_query: int, t_past: int, device: torch.device | None = None) -
     return torch.ones(t_query, t_past + t_query, dtype=torch.bool, device=device).tril(t_past)
 
 
-def padding_mask(attention_mask: torch.Tensor) -> torch.Tensor:
-    """(B, T) real-token mask -> (B, 1, T, T) attention mask: causal, and keys must be real.
+def padding_mask(attention_mask: torch.Tensor, causal: bool = True) -> torch.Tensor:
+    """(B, T) real-token mask -> (B, 1, T, T) attention mask: keys must be real, and with
+    `causal` no later than the query; without it, every real token sees every real token.
 
     A padding position may still attend to itself, so no row of the mask is ever empty and
     the fused kernel never sees a 0/0 softmax; padding outputs are never pooled anyway.
     """
     B, T = attention_mask.shape
-    causal = causal_mask(T, 0, attention_mask.device)  # (T, T)
+    allowed = attention_mask[:, None, None, :]  # (B, 1, 1, T): every real key
+    if causal:
+        allowed = allowed & causal_mask(T, 0, attention_mask.device)  # (B, 1, T, T): none later
     diagonal = torch.eye(T, dtype=torch.bool, device=attention_mask.device)
-    return (causal & attention_mask[:, None, None, :]) | diagonal  # (B, 1, T, T)
+    return allowed | diagonal  # (B, 1, T, T)
 
 
 # -----------------------------------------------------------------------------
@@ -196,7 +206,7 @@ def make_norm(config: ModelConfig) -> nn.Module:
     return nn.RMSNorm(config.n_embd, eps=1e-5)  # x / rms(x) * weight
 
 
-class CausalSelfAttention(nn.Module):
+class SelfAttention(nn.Module):
     """Multi-head attention in five steps: project, split heads, attend, merge, project.
 
     `kernel` picks how step 3 is computed: "fused" is torch's scaled_dot_product_attention,
@@ -270,7 +280,7 @@ class Block(nn.Module):
     def __init__(self, config: ModelConfig, layer: int, kernel: str = "fused") -> None:
         super().__init__()
         self.norm1 = make_norm(config)
-        self.attn = CausalSelfAttention(config, layer, kernel)
+        self.attn = SelfAttention(config, layer, kernel)
         self.norm2 = make_norm(config)
         self.mlp = MLP(config)
 
@@ -336,12 +346,15 @@ class MiniLM(nn.Module):
 
     * `forward(idx)` gives next-token logits (B, T, V) -- the language model;
     * `classify(idx, attention_mask)` averages the trunk's states over each post's real
-      tokens and maps the average to class scores (B, K) -- the sentiment head.
+      tokens and maps the average to class scores (B, K) -- the sentiment head; it reads
+      the post causally or bidirectionally, as `config.classifier_attention` says;
+    * `masked_logits(idx, picked)` reads bidirectionally and scores the vocabulary at the
+      picked positions only (N, V) -- the masked-token (BERT) objective.
     """
 
     def __init__(self, config: ModelConfig, *, attention: str = "fused") -> None:
         """`attention`: "fused" or "explicit", the kernel of every block (see
-        `CausalSelfAttention`); the weights and the outputs are the same either way."""
+        `SelfAttention`); the weights and the outputs are the same either way."""
         super().__init__()
         self.config = config
         self.attention_kernel = attention
@@ -387,15 +400,20 @@ class MiniLM(nn.Module):
         idx: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         cache: KVCache | None = None,
+        *,
+        causal: bool = True,
     ) -> torch.Tensor:
         """Token ids (B, T) -> final-normed hidden states (B, T, C).
 
         `attention_mask` (B, T), True for real tokens, right-padded; `cache` holds the
-        keys and values of earlier positions (generation), which shifts every position.
+        keys and values of earlier positions (generation), which shifts every position;
+        `causal` False reads bidirectionally: every token sees every real token (no cache).
         Checks shapes only: the entry points (`forward`, `classify`, `stream`) check values.
         """
         if idx.dim() != 2 or idx.dtype != torch.long:
             raise ValueError(f"idx must be a (B, T) LongTensor, got {tuple(idx.shape)} {idx.dtype}")
+        if cache is not None and not causal:
+            raise ValueError("a KV cache holds causal keys and values: it needs causal=True")
         B, T = idx.shape
         past = cache.length if cache is not None else 0
         if past + T > self.config.block_size:
@@ -411,8 +429,10 @@ class MiniLM(nn.Module):
         x = self.dropout(x)
         # One mask for every layer; None is plain causal attention, which both kernels
         # do without one.
+        if not causal and attention_mask is None:
+            attention_mask = torch.ones_like(idx, dtype=torch.bool)  # every token is real
         if attention_mask is not None:
-            mask = padding_mask(attention_mask)  # (B, 1, T, T)
+            mask = padding_mask(attention_mask, causal)  # (B, 1, T, T)
         elif past > 0 and T > 1:  # a chunk of queries after a cached prefix
             mask = causal_mask(T, past, idx.device)  # (T, past + T)
         else:
@@ -457,10 +477,19 @@ class MiniLM(nn.Module):
         if (attention_mask[:, 1:] & ~attention_mask[:, :-1]).any():
             raise ValueError("attention_mask must be right-padded: real tokens first, then padding")
         self._check_token_ids(idx)
-        h = self.trunk(idx, attention_mask)  # (B, T, C)
+        causal = self.config.classifier_attention == "causal"
+        h = self.trunk(idx, attention_mask, causal=causal)  # (B, T, C)
         m = attention_mask.unsqueeze(-1).to(h.dtype)  # (B, T, 1)
         pooled = (h * m).sum(dim=1) / m.sum(dim=1).clamp(min=1.0)  # (B, C)
         return self.cls_head(pooled)  # (B, K)
+
+    def masked_logits(self, idx: torch.Tensor, picked: torch.Tensor) -> torch.Tensor:
+        """Logits (N, V) at the N positions where `picked` (B, T) is True, in row-major order,
+        from the bidirectional trunk: each picked token is predicted from both its sides.
+        The head runs on the picked positions alone, so its cost falls to their share."""
+        self._check_token_ids(idx)
+        h = self.trunk(idx, causal=False)  # (B, T, C)
+        return self.lm_head(h[picked])  # (N, V)
 
     # -- generation -----------------------------------------------------------
 

@@ -3,8 +3,9 @@
 Holds the figures of a training run -- `plot_losses` (train and val loss, and val
 bits-per-byte or val accuracy / macro-recall when the log has them) and `plot_confusion`
 (a sentiment confusion matrix) -- and the figures of a model's reading of one post --
-`plot_attention` (a heatmap per layer and head) and `plot_saliency` (the tokens as a strip
-of boxes coloured by their gradient × input score). The post's text may hold any script
+`plot_attention` (a heatmap per layer and head), `plot_masks` (the causal and the
+bidirectional mask) and `plot_saliency` (the tokens as a strip of boxes coloured by their
+gradient × input score). The post's text may hold any script
 or emoji, so the second pair picks fonts that can draw it (`fonts_for`, `drawable`).
 
 Leaves out: computing the numbers (`minillm.metrics`, `minillm.explain`), reading logs
@@ -63,22 +64,27 @@ def _rows_of_kind(rows: list[dict], kind: str) -> list[dict]:
     return sorted(chosen, key=lambda r: r["step"])
 
 
-def plot_losses(rows: list[dict], path: str | Path, title: str | None = None) -> Path:
+def plot_losses(
+    rows: list[dict], path: str | Path, title: str | None = None, val_key: str = "loss"
+) -> Path:
     """Plot a metrics log (one dict per JSONL line) to a PNG and return its path.
 
-    Left axes: train loss (faint raw values plus a moving average) and val loss against
-    step; val bits per byte on a twin axis when the val rows have `bpb`. A second axes
+    Left axes: train loss (faint raw values plus a moving average) and val loss (the val
+    rows' `val_key`: "masked_loss" for a masked-token run, whose train rows of that
+    objective alone are drawn) against step; val bits per byte on a twin axis when the val
+    rows have `bpb` and `val_key` is the next-token loss. A second axes
     on the right shows val accuracy and macro-recall (and macro-F1) when the val rows
     have `macro_recall`. Rows whose kind is neither "train" nor "val" are ignored.
     """
     if not rows:
         raise ValueError("plot_losses got an empty list of rows: nothing to plot")
-    train = _rows_of_kind(rows, "train")
-    val = _rows_of_kind(rows, "val")
+    objective = "masked" if val_key == "masked_loss" else "causal"
+    train = [r for r in _rows_of_kind(rows, "train") if r.get("objective", objective) == objective]
+    val = [{**r, "loss": r[val_key]} for r in _rows_of_kind(rows, "val") if val_key in r]
     if not train and not val:
         raise ValueError("plot_losses found no 'train' or 'val' rows with a step and a loss")
 
-    has_bpb = any("bpb" in r for r in val)
+    has_bpb = val_key == "loss" and any("bpb" in r for r in val)
     has_scores = any("macro_recall" in r for r in val)
     n_axes = 2 if has_scores else 1
     fig = Figure(figsize=(6.5 * n_axes, 4.5))
@@ -300,11 +306,15 @@ def attention_figsize(n_layer: int, n_head: int, T: int) -> tuple[float, float]:
 
 
 def plot_attention(
-    maps: np.ndarray, labels: Sequence[str], path: str | Path, title: str | None = None
+    maps: np.ndarray,
+    labels: Sequence[str],
+    path: str | Path,
+    title: str | None = None,
+    causal: bool = True,
 ) -> Path:
     """Draw maps (n_layer, nh, T, T) as a grid of heatmaps: one row per layer, one column
-    per head; queries down the side, keys along the bottom. Grey cells are future
-    tokens, which the causal mask hides. Returns the path of the PNG."""
+    per head; queries down the side, keys along the bottom. With `causal`, grey cells are
+    future tokens, which the causal mask hides. Returns the path of the PNG."""
     n_layer, n_head, T, _ = maps.shape
     if len(labels) != T:
         raise ValueError(f"{len(labels)} labels for {T} tokens")
@@ -313,7 +323,7 @@ def plot_attention(
     fontsize = float(np.clip(min(0.15, 10.0 / T) * 72 * 0.75, 4, 9))  # 3/4 of a token's row
     fig = Figure(figsize=attention_figsize(n_layer, n_head, T), layout="constrained")
     axes = fig.subplots(n_layer, n_head, squeeze=False)
-    future = np.triu(np.ones((T, T), dtype=bool), k=1)
+    future = np.triu(np.ones((T, T), dtype=bool), k=1) if causal else np.zeros((T, T), bool)
     cmap = colormaps["Blues"].with_extremes(bad="0.88")  # masked (future) cells: light grey
     for layer in range(n_layer):
         for head in range(n_head):
@@ -334,6 +344,37 @@ def plot_attention(
     fig.colorbar(image, ax=axes, shrink=0.6, label="attention weight")
     if title:
         fig.suptitle(drawable(title, missing), fontfamily=families)
+    return _save(fig, path, TOKEN_DPI)
+
+
+def plot_masks(labels: Sequence[str], n_real: int, path: str | Path) -> Path:
+    """The two attention masks of one post side by side, as `minillm.model.padding_mask`
+    builds them: causal and bidirectional, over `labels`, of which the first `n_real`
+    are the post's tokens and the rest padding. Blue: the query (row) may read the key
+    (column). Returns the path of the PNG."""
+    import torch
+
+    from minillm.model import padding_mask
+
+    T = len(labels)
+    real = torch.arange(T)[None] < n_real  # (1, T)
+    families, missing = fonts_for(labels)
+    shown = [drawable(label, missing) for label in labels]
+    size = 0.3 * T + 1.6
+    fig = Figure(figsize=(2 * size, size + 0.3), layout="constrained")
+    for ax, causal in zip(fig.subplots(1, 2), (True, False), strict=True):
+        mask = padding_mask(real, causal)[0, 0].numpy()  # (T, T)
+        ax.imshow(mask, cmap=colormaps["Blues"], vmin=-0.3, vmax=1.2, interpolation="nearest")
+        ticks = np.arange(T)
+        ax.set_xticks(ticks, shown, rotation=90, fontsize=9, fontfamily=families)
+        ax.set_yticks(ticks, shown, fontsize=9, fontfamily=families)
+        ax.set_xticks(ticks[:-1] + 0.5, minor=True)
+        ax.set_yticks(ticks[:-1] + 0.5, minor=True)
+        ax.grid(which="minor", color="white", lw=1)
+        ax.tick_params(which="both", length=0)
+        ax.set_title(f"causal={causal}: " + ("GPT, generation" if causal else "BERT, reading"))
+        ax.set_xlabel("key (is read)")
+        ax.set_ylabel("query (reads)")
     return _save(fig, path, TOKEN_DPI)
 
 

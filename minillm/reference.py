@@ -2,7 +2,8 @@
 
 Holds: softmax, the two norms, the two MLP nonlinearities, rotary positions, attention,
 multi-head attention, one block and the full forward pass of both heads (next-token
-logits and class scores), each taking the model's weights as NumPy arrays.
+logits, masked-token logits and class scores), causal or bidirectional, each taking the
+model's weights as NumPy arrays.
 
 Leaves out: everything that is not the math -- no training, no dropout, no KV cache, no
 speed. It is the independent statement the tests compare `minillm.model` against, so it
@@ -128,17 +129,26 @@ def block(
 
 
 def hidden_states(
-    idx: np.ndarray, p: Params, config, attention_mask=None, record: list | None = None
+    idx: np.ndarray,
+    p: Params,
+    config,
+    attention_mask=None,
+    record: list | None = None,
+    causal: bool = True,
 ) -> np.ndarray:
     """Token ids (B, T) -> final-normed states (B, T, C). attention_mask (B, T): 1 = real.
 
+    `causal`: query t sees keys 0..t; otherwise every query sees every (real) key.
     `record`, if given, receives each layer's attention weights (B, nh, T, T), in order.
     """
     B, T = idx.shape
     x = p["tok_emb.weight"][idx]  # (B, T, C)
     if config.pos == "learned":
         x = x + p["pos_emb.weight"][:T]
-    mask = np.tril(np.ones((T, T), dtype=bool))[None, None]  # (1, 1, T, T) causal
+    if causal:
+        mask = np.tril(np.ones((T, T), dtype=bool))[None, None]  # (1, 1, T, T) causal
+    else:
+        mask = np.ones((1, 1, T, T), dtype=bool)  # bidirectional: every key
     if attention_mask is not None:
         real_key = attention_mask.astype(bool)[:, None, None, :]  # (B, 1, 1, T)
         mask = (mask & real_key) | np.eye(T, dtype=bool)  # a pad may attend to itself
@@ -153,8 +163,15 @@ def lm_logits(idx: np.ndarray, p: Params, config) -> np.ndarray:
 
 
 def class_scores(idx: np.ndarray, attention_mask: np.ndarray, p: Params, config) -> np.ndarray:
-    """Class scores (B, K): mean of the states over real tokens, then a linear layer."""
-    h = hidden_states(idx, p, config, attention_mask)  # (B, T, C)
+    """Class scores (B, K): mean of the states over real tokens, then a linear layer; the
+    post is read as `config.classifier_attention` says."""
+    causal = config.classifier_attention == "causal"
+    h = hidden_states(idx, p, config, attention_mask, causal=causal)  # (B, T, C)
     m = attention_mask.astype(np.float64)[..., None]  # (B, T, 1)
     pooled = (h * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1.0)  # (B, C)
     return pooled @ p["cls_head.weight"].T + p["cls_head.bias"]
+
+
+def masked_logits(idx: np.ndarray, picked: np.ndarray, p: Params, config) -> np.ndarray:
+    """Logits (N, V) at the picked positions (B, T) of the bidirectional trunk, row-major."""
+    return hidden_states(idx, p, config, causal=False)[picked] @ p["tok_emb.weight"].T

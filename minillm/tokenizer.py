@@ -9,8 +9,9 @@ library so both are trained, run and saved the same way:
   * `Tokenizer.train_char(texts)` -- one token per character seen in training, for
     teaching. A character it never saw is encoded as its UTF-8 bytes (256 byte tokens
     `<0x00>`..`<0xFF>`), so nothing crashes and decoding still gives the text back.
-Both have two special tokens, `<|pad|>` (id 0, fills out batches) and `<|eos|>` (id 1,
-ends every post). For any text, `decode(encode(text)) == text` exactly: no normaliser,
+Both have three special tokens: `<|pad|>` (id 0, fills out batches), `<|eos|>` (id 1,
+ends every post) and `<|mask|>` (id 2, stands in for the hidden tokens of the masked-token
+objective; tokenizers saved before it existed have only the first two). For any text, `decode(encode(text)) == text` exactly: no normaliser,
 no added prefix space, no trimming. A tokenizer is saved as the library's JSON string
 (`to_json` / `from_json`), never pickled, so a checkpoint can carry it as plain text.
 
@@ -20,7 +21,7 @@ long run of one character (a 5 MB post would take hours), and one huge post shou
 choose the vocabulary for all the others.
 
 Leaves out: text normalisation (`minillm/normalize.py`: applied to posts before they
-reach the tokenizer), hand-written BPE, and special tokens beyond the two above.
+reach the tokenizer), hand-written BPE, and special tokens beyond the three above.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ from minillm.progress import is_terminal
 
 PAD = "<|pad|>"
 EOS = "<|eos|>"
-SPECIAL_TOKENS = [PAD, EOS]  # in id order: pad is 0, eos is 1
+MASK = "<|mask|>"
+SPECIAL_TOKENS = [PAD, EOS, MASK]  # in id order: pad is 0, eos is 1, mask is 2
 # What BPE training reads of one text: far above any tweet or review, so those are read
 # whole, yet the trainer's worst case (a 20,000-character run of one emoji) stays seconds.
 BPE_TRAINING_CHARS = 20_000
@@ -54,7 +56,10 @@ class Tokenizer:
         self._eos_id = tok.token_to_id(EOS)
         if self._pad_id is None or self._eos_id is None:
             raise ValueError(f"tokenizer has no {PAD} or {EOS} token")
-        self._special_ids = {self._pad_id, self._eos_id}
+        self._mask_id = tok.token_to_id(MASK)  # None in a tokenizer saved before <|mask|>
+        self._special_ids = {
+            i for i in (self._pad_id, self._eos_id, self._mask_id) if i is not None
+        }
 
     # -- building ---------------------------------------------------------------
 
@@ -62,7 +67,7 @@ class Tokenizer:
     def train_bpe(
         cls, texts: Iterable[str], vocab_size: int = 4096, min_frequency: int = 2
     ) -> Tokenizer:
-        """Train byte-level BPE on `texts`: 256 byte tokens, 2 special, then merges.
+        """Train byte-level BPE on `texts`: 3 special tokens, 256 byte tokens, then merges.
 
         A pair seen fewer than `min_frequency` times is never merged, so on a small
         corpus the vocabulary may stop short of `vocab_size`. Only the first
@@ -93,7 +98,7 @@ class Tokenizer:
     def train_char(cls, texts: Iterable[str], min_frequency: int = 1) -> Tokenizer:
         """One token per character seen at least `min_frequency` times, plus 256 bytes.
 
-        Ids: the 2 special tokens, then the byte tokens `<0x00>`..`<0xFF>`, then the
+        Ids: the 3 special tokens, then the byte tokens `<0x00>`..`<0xFF>`, then the
         characters in code-point order. Built as a BPE model with no merges and
         `byte_fallback`, which is exactly "look each character up, else use its bytes".
         """
@@ -141,6 +146,19 @@ class Tokenizer:
     @property
     def eos_id(self) -> int:
         return self._eos_id
+
+    @property
+    def mask_id(self) -> int:
+        """The id of `<|mask|>`; a ValueError for a tokenizer saved before it existed."""
+        if self._mask_id is None:
+            raise ValueError(f"this tokenizer has no {MASK} token (it predates the masked-token "
+                             "objective): train a new one")  # fmt: skip
+        return self._mask_id
+
+    @property
+    def n_special(self) -> int:
+        """How many special tokens lead the vocabulary: ids below it are never text."""
+        return len(self._special_ids)
 
     def encode(self, text: str) -> list[int]:
         """Token ids of `text`, with no special tokens added."""

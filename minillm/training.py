@@ -38,7 +38,16 @@ from minillm.checkpoint import (
     save_checkpoint,
 )
 from minillm.config import MODEL_FIELDS, TrainConfig, flag_name
-from minillm.data import Dataset, class_counts, class_weights, prepare_data, train_batch
+from minillm.data import (
+    IGNORE,
+    Dataset,
+    class_counts,
+    class_weights,
+    mask_tokens,
+    objective_at,
+    prepare_data,
+    train_batch,
+)
 from minillm.device import (
     autocast,
     configure_backends,
@@ -132,6 +141,19 @@ def attention_kernel(device: torch.device, dtype: torch.dtype, block_size: int) 
     return "explicit" if explicit else "fused"
 
 
+class LanguageModel(torch.nn.Module):
+    """The language-model objectives as one module (for DDP and torch.compile, which see
+    `forward`): next-token logits (b, T, V), or with `picked` (b, T) the masked-token
+    logits at the picked positions (N, V)."""
+
+    def __init__(self, model: MiniLM) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, idx: torch.Tensor, picked: torch.Tensor | None = None) -> torch.Tensor:
+        return self.model(idx) if picked is None else self.model.masked_logits(idx, picked)
+
+
 class Classifier(torch.nn.Module):
     """The classification objective as a module whose forward is `classify` (for DDP and
     torch.compile, which see `forward`)."""
@@ -163,24 +185,25 @@ def train_step(
 ) -> float:
     """One optimizer step on one batch; returns this process's mean loss over the batch.
 
-    `net`'s forward is the objective: the model for next-token logits (inputs (x,), targets
-    (B, T)), or a `Classifier` (inputs (ids, mask), targets (B,)); possibly wrapped by DDP
-    or torch.compile. The batch runs as `micro_batches` chunks, each forward and backward
+    `net`'s forward is the objective: a `LanguageModel` for next-token logits (inputs (x,),
+    targets (B, T)) or masked-token logits (inputs (x, picked), targets (B, T), IGNORE where
+    not picked), or a `Classifier` (inputs (ids, mask), targets (B,)); possibly wrapped by
+    DDP or torch.compile. The batch runs as `micro_batches` chunks, each forward and backward
     on its own (DDP all-reduces only on the last), so a large batch fits in memory; the
     summed gradients are exactly those of the whole batch. Then the gradient norm is
     clipped to `grad_clip` (0 = off) and the optimizer steps. Set the learning rate first.
     """
     w = class_weights[targets.to(device)] if class_weights is not None else None
-    denom = float(targets.numel() if w is None else w.sum())  # the batch's (weighted) count
+    denom = float((targets != IGNORE).sum() if w is None else w.sum())  # (weighted) targets
     loss_sum = 0.0
     micro_inputs = zip(*(t.chunk(micro_batches) for t in inputs), strict=True)
     chunks = zip(micro_inputs, targets.chunk(micro_batches), strict=True)
     for m, (chunk_inputs, chunk_targets) in enumerate(chunks):
         with dist.maybe_no_sync(net, last=m == micro_batches - 1), autocast(device, dtype):
-            logits = net(*(t.to(device) for t in chunk_inputs))  # (b, T, V) or (b, K)
-            loss = summed_cross_entropy(
-                logits.flatten(0, -2), chunk_targets.to(device).flatten(), class_weights
-            )
+            logits = net(*(t.to(device) for t in chunk_inputs))  # (b, T, V), (N, V) or (b, K)
+            y = chunk_targets.to(device).flatten()
+            y = y[y != IGNORE]  # masked tokens: the picked positions, in the logits' order
+            loss = summed_cross_entropy(logits.flatten(0, -2), y, class_weights)
             # each micro-batch adds its share of the batch mean: the sum of the shares is
             # exactly the full batch's mean loss, and so is its gradient
             loss = loss / denom
@@ -238,6 +261,32 @@ def evaluate_lm(model, stream: np.ndarray, n_bytes: int, block: int, device, dty
     return lm_metrics(total_nll, n_tokens, n_bytes)
 
 
+@torch.no_grad()
+def evaluate_masked(model, stream: np.ndarray, block: int, cfg: TrainConfig, tokenizer, device,
+                    dtype) -> dict:  # fmt: skip
+    """Masked-token loss and accuracy over the validation stream: its windows of `block`
+    tokens, each corrupted by `mask_tokens` with a fixed seed, so every evaluation of a
+    run (and every run) hides the same tokens."""
+    model.eval()
+    generator = torch.Generator().manual_seed(0)
+    tokens = torch.from_numpy(stream.astype(np.int64))
+    total_nll, n_right, n_picked = 0.0, 0, 0
+    for start in range(0, len(tokens), 32 * block):
+        chunk = tokens[start : start + 32 * block]
+        x = torch.nn.functional.pad(chunk, (0, -len(chunk) % block)).view(-1, block)  # pad: 0
+        inputs, targets = mask_tokens(x, tokenizer, cfg.mask_rate, cfg.mask_random,
+                                      cfg.mask_keep, generator)  # fmt: skip
+        picked = targets != IGNORE
+        with autocast(device, dtype):
+            logits = model.masked_logits(inputs.to(device), picked.to(device)).float()
+        y = targets[picked].to(device)
+        total_nll += F.cross_entropy(logits, y, reduction="sum").item()
+        n_right += int((logits.argmax(-1) == y).sum())
+        n_picked += len(y)
+    model.train()
+    return {"masked_loss": total_nll / n_picked, "masked_accuracy": n_right / n_picked}
+
+
 def evaluate_classifier(model, encoded, labels, label_names, pad_id, device, dtype) -> dict:
     """Loss, accuracy, macro-recall (the SemEval metric), macro-F1, per-class recall."""
     probs = predict_proba(model, encoded, pad_id, device, dtype)
@@ -252,13 +301,19 @@ def classifier_scores(probs: torch.Tensor, labels, label_names) -> dict:
     return {"loss": loss, **metrics}
 
 
-def evaluate(model: MiniLM, dataset: Dataset, device, dtype) -> dict:
-    """The validation metrics of the run's task."""
+def evaluate(model: MiniLM, dataset: Dataset, cfg: TrainConfig, device, dtype) -> dict:
+    """The validation metrics of the run's task: a classifier's scores; a language model's
+    next-token loss and bits per byte and, with a masked objective, the masked-token
+    loss and accuracy."""
     if dataset.label_names:
         return evaluate_classifier(model, dataset.val_ids, dataset.val_labels,
                                    dataset.label_names, dataset.tokenizer.pad_id, device, dtype)  # fmt: skip
-    return evaluate_lm(model, dataset.val_stream, dataset.val_bytes, model.config.block_size,
-                       device, dtype)  # fmt: skip
+    block = model.config.block_size
+    scores = evaluate_lm(model, dataset.val_stream, dataset.val_bytes, block, device, dtype)
+    if cfg.objective != "causal":
+        scores.update(evaluate_masked(model, dataset.val_stream, block, cfg, dataset.tokenizer,
+                                      device, dtype))  # fmt: skip
+    return scores
 
 
 # -----------------------------------------------------------------------------
@@ -457,6 +512,8 @@ def _train(cfg: TrainConfig, ckpt: dict | None, rank: int, world: int, log, stat
     tokenizer = Tokenizer.from_json(ckpt["tokenizer"]) if ckpt else None
     dataset = prepare_data(cfg, tokenizer, ckpt.get("label_names") if cfg.resume else None, log)
     classifier = cfg.task != "lm"  # sentiment or classify: the classification head
+    if cfg.objective != "causal":
+        _ = dataset.tokenizer.mask_id  # a ValueError now if the tokenizer has no <|mask|>
     model, averaged = build_model(cfg, dataset, ckpt, device, dtype, keep_average=is_main, log=log)
     log(f"model: {model.num_params() / 1e6:.2f}M parameters, {model.config}")
 
@@ -477,8 +534,8 @@ def _train(cfg: TrainConfig, ckpt: dict | None, rank: int, world: int, log, stat
 
     # The module whose forward is the training objective: DDP and torch.compile see forward.
     example = torch.zeros(1, min(8, cfg.block_size), dtype=torch.long, device=device)
-    net = dist.wrap(maybe_compile(Classifier(model) if classifier else model, cfg.compile, example),
-                    device)  # fmt: skip
+    objective = Classifier(model) if classifier else LanguageModel(model)
+    net = dist.wrap(maybe_compile(objective, cfg.compile, example), device)
     weights = None
     if classifier and cfg.class_weights:
         counts = class_counts(dataset.train_labels, len(dataset.label_names))
@@ -486,7 +543,10 @@ def _train(cfg: TrainConfig, ckpt: dict | None, rank: int, world: int, log, stat
         log("class weights: " + ", ".join(f"{w:.2f}" for w in weights.tolist()))
     metrics = MetricsLog(out / "metrics.jsonl", state.step if cfg.resume else None, is_main, log)
     # A classifier trained from scratch never trains the language-model head; sample.py warns.
-    lm_head = cfg.task == "lm" or (ckpt is not None and lm_head_trained(ckpt))
+    # So does a masked-token model: its head predicts hidden tokens, not the next one.
+    lm_head = (cfg.task == "lm" and cfg.objective != "masked") or (
+        ckpt is not None and lm_head_trained(ckpt)
+    )
     saving = dict(cfg=cfg, dataset=dataset, model=model, averaged=averaged, optimizer=optimizer,
                   state=state, metrics=metrics, out=out, device=device, dtype=dtype, log=log,
                   lm_head_trained=lm_head)  # fmt: skip
@@ -535,13 +595,16 @@ def _train(cfg: TrainConfig, ckpt: dict | None, rank: int, world: int, log, stat
                 averaged.update_parameters(model)
             state.step += 1
             state.elapsed_s = elapsed_before + time.time() - t_start
-            tokens_seen += world * int(inputs[1].sum() if classifier else targets.numel())
+            tokens_seen += world * int(inputs[1].sum() if classifier else inputs[0].numel())
 
             if state.step % cfg.log_interval == 0 and is_main:
                 tokens_per_s = tokens_seen / max(time.time() - t_log, 1e-9)
                 tokens_seen, t_log = 0, time.time()
-                metrics.append({"step": state.step, "kind": "train", "loss": loss, "lr": lr,
-                                "tokens_per_s": tokens_per_s, "elapsed_s": state.elapsed_s})  # fmt: skip
+                row = {"step": state.step, "kind": "train", "loss": loss, "lr": lr,
+                       "tokens_per_s": tokens_per_s, "elapsed_s": state.elapsed_s}  # fmt: skip
+                if cfg.objective != "causal":  # which loss this is
+                    row["objective"] = objective_at(cfg.objective, state.step - 1)
+                metrics.append(row)
                 (status or log)(_progress_line(state, cfg, loss, lr, tokens_per_s))
 
             if state.step % cfg.eval_interval == 0 or state.step == cfg.max_steps:
@@ -572,8 +635,11 @@ def _train(cfg: TrainConfig, ckpt: dict | None, rank: int, world: int, log, stat
 
 def _selection_metric(cfg: TrainConfig) -> tuple[str, bool]:
     """The validation score that picks best.pt (a classifier's resolved --metric, see
-    minillm.metrics.task_score; a language model's loss), and whether higher is better."""
-    return (cfg.metric, True) if cfg.task != "lm" else ("loss", False)
+    minillm.metrics.task_score; a language model's loss: the masked-token loss for
+    --objective masked, else the next-token loss), and whether higher is better."""
+    if cfg.task != "lm":
+        return cfg.metric, True
+    return ("masked_loss" if cfg.objective == "masked" else "loss"), False
 
 
 def evaluate_and_save(*, cfg, dataset, model, averaged, optimizer, state, metrics, out,
@@ -586,7 +652,7 @@ def evaluate_and_save(*, cfg, dataset, model, averaged, optimizer, state, metric
     never saved: the run stops, and the files already saved stay as they were.
     """
     evaluated = model if averaged is None else averaged.module
-    scores = evaluate(evaluated, dataset, device, dtype)
+    scores = evaluate(evaluated, dataset, cfg, device, dtype)
     metrics.append({"step": state.step, "kind": "val", **_scalars(scores)})
     key, higher_is_better = _selection_metric(cfg)
     finite = all_finite(model) and (evaluated is model or all_finite(evaluated))  # --ema: both
@@ -595,7 +661,7 @@ def evaluate_and_save(*, cfg, dataset, model, averaged, optimizer, state, metric
                 else "some weights became non-finite")  # fmt: skip
         raise TrainingError(f"{what} at step {state.step}; stopping without saving that state. "
                             + good_checkpoints(out, state))  # fmt: skip
-    value = scores["loss"] if key == "loss" else task_score(scores, key)
+    value = task_score(scores, key) if cfg.task != "lm" else scores[key]
     improved = state.record(value, higher_is_better)
     log(_eval_line(state.step, scores, cfg.metric) + ("  (best)" if improved else ""))
     for_inference = {
@@ -647,7 +713,9 @@ def final_report(cfg, rows, best_path, dataset: Dataset, device, dtype, log) -> 
     out = Path(cfg.out)
     classifier = cfg.task != "lm"
     if rows:
-        plot_losses(rows, out / "loss.png", title=f"minillm {cfg.task} ({cfg.preset})")
+        val_key = "masked_loss" if cfg.objective != "causal" else "loss"
+        plot_losses(rows, out / "loss.png", title=f"minillm {cfg.task} ({cfg.preset})",
+                    val_key=val_key)  # fmt: skip
     if classifier and best_path.exists():
         best = load_checkpoint(best_path)
         model = model_from_checkpoint(best, best_path).to(device)
@@ -684,7 +752,10 @@ def _eval_line(step: int, m: dict, metric: str | None) -> str:
         line = (f"eval step {step}: loss {m['loss']:.4f}  accuracy {m['accuracy']:.3f}  "
                 f"macro-recall {m['macro_recall']:.3f}  macro-F1 {m['macro_f1']:.3f}")  # fmt: skip
         return line if metric in m else f"{line}  {metric} {task_score(m, metric):.3f}"
-    return f"eval step {step}: loss {m['loss']:.4f}  ppl {m['ppl']:.2f}  bpb {m['bpb']:.4f}"
+    line = f"eval step {step}: loss {m['loss']:.4f}  ppl {m['ppl']:.2f}  bpb {m['bpb']:.4f}"
+    if "masked_loss" in m:
+        line += f"  masked loss {m['masked_loss']:.4f}  masked accuracy {m['masked_accuracy']:.3f}"
+    return line
 
 
 def _scalars(metrics: dict) -> dict:

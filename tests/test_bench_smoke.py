@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from minillm.checkpoint import load_checkpoint
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -112,9 +114,15 @@ def run_shell(script: str, *args: str, env: dict) -> str:
 def test_sentiment_script_smoke(tmp_path):
     shared = fake_shared_data(tmp_path / "shared")
     env = {"SHARED": str(shared), "PRETRAIN_MIN": "0.05", "EMOJI_MIN": "0.03",
-           "FINETUNE_MIN": "0.05", "VOCAB": "300"}  # fmt: skip
+           "FINETUNE_MIN": "0.05", "VOCAB": "300", "OBJECTIVE": "joint",
+           "CLASSIFIER_ATTENTION": "bidirectional"}  # fmt: skip
     out = run_shell("sentiment.sh", str(tmp_path / "out"), env=env)
     assert "== 3. emoji-prediction fine-tuning" in out  # the optional stage ran too
+    ckpt = load_checkpoint(tmp_path / "out" / "sentiment.pt")
+    assert ckpt["model_config"]["classifier_attention"] == "bidirectional"
+    assert (
+        load_checkpoint(tmp_path / "out" / "lm" / "best.pt")["train_config"]["objective"] == "joint"
+    )
     last = out.strip().splitlines()[-1]
     assert last.startswith("dev_macro_recall="), last
     assert 0.0 <= float(last.split("=")[1]) <= 1.0

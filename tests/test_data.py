@@ -204,3 +204,33 @@ def test_class_counts_and_weights() -> None:
     assert torch.allclose(weighted, weighted[0].expand(3))  # ... is the same
     with pytest.raises(ValueError):
         class_counts([0, 3], n_classes=3)
+
+
+def test_mask_tokens_follows_berts_recipe():
+    """About `rate` of the text tokens are picked, never a special one; of those, 80%
+    become <|mask|>, 10% a random text token, 10% stay; targets are the originals there."""
+    from minillm.data import IGNORE, mask_tokens
+    from minillm.tokenizer import Tokenizer
+
+    tok = Tokenizer.train_char(["abcdefghij klmnop"])
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(tok.n_special, tok.vocab_size, (64, 128), generator=g)
+    x[:, ::10] = tok.eos_id  # special tokens among the text
+    x[-1, 100:] = tok.pad_id
+    inputs, targets = mask_tokens(x, tok, 0.15, 0.1, 0.1, torch.Generator().manual_seed(1))
+    picked = targets != IGNORE
+    text = x >= tok.n_special
+    assert not (picked & ~text).any(), "a special token was picked"
+    assert abs(picked.sum() / text.sum() - 0.15) < 0.01
+    assert torch.equal(targets[picked], x[picked])
+    assert torch.equal(inputs[~picked], x[~picked]), "an unpicked token changed"
+    shown = inputs[picked]
+    as_mask = (shown == tok.mask_id).float().mean()
+    kept = (shown == x[picked]).float().mean()
+    assert abs(as_mask - 0.8) < 0.03 and 0.08 < kept < 0.13  # random ids may equal the original
+    assert ((shown >= tok.n_special) | (shown == tok.mask_id)).all()
+    again = mask_tokens(x, tok, 0.15, 0.1, 0.1, torch.Generator().manual_seed(1))
+    assert torch.equal(again[0], inputs) and torch.equal(again[1], targets)
+    one_token = torch.tensor([[tok.eos_id, 5, tok.eos_id]])
+    _, t = mask_tokens(one_token, tok, 1e-9, 0.0, 0.0, torch.Generator().manual_seed(0))
+    assert t.tolist() == [[IGNORE, 5, IGNORE]], "a batch always has one target"

@@ -135,7 +135,7 @@ def test_quoted_code_lines_still_exist_in_the_function_they_cite(where):
     assert not stale, f"docs/attention.md quotes lines that are not in {path} {name}(): {stale}"
 
 
-def test_commands_in_the_doc_parse(capsys):
+def test_commands_in_the_doc_parse(capsys, tmp_path):
     from minillm.cli import sample
 
     parser = sample.build_parser()
@@ -149,6 +149,11 @@ def test_commands_in_the_doc_parse(capsys):
         if program == "sample.py":
             args = parser.parse_args(argv)
             assert args.out is None or args.out.endswith(".png")
+        elif program == "docs/worked_example.py" and "--masks" in argv:
+            out = tmp_path / "masks.png"  # drawn here, not over the doc's figure
+            assert worked.main([*argv[: argv.index("--out")], "--out", str(out)]) == 0
+            assert out.stat().st_size > 1000
+            capsys.readouterr()
         elif program == "docs/worked_example.py":
             assert worked.main(argv) == 0  # prints the walkthrough
             assert capsys.readouterr().out.strip() == worked.walkthrough_markdown()

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from minillm import MiniLM, ModelConfig
 from minillm import reference as ref
-from minillm.model import attention, sample_next_token
+from minillm.model import ATTENTIONS, KVCache, attention, sample_next_token
 
 ARCHS = [
     dict(pos="rope", norm="rmsnorm", mlp="relu2"),  # minillm's default
@@ -53,27 +53,74 @@ def padded_batch(lengths, T, vocab, seed=0):
 # -- the NumPy oracle ---------------------------------------------------------
 
 
+@pytest.mark.parametrize("reading", ATTENTIONS)
 @pytest.mark.parametrize("arch", ARCHS, ids=lambda a: a["pos"])
 @pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-4), (torch.float64, 1e-9)])
 @pytest.mark.parametrize("fast", [True, False], ids=["fast", "explicit"])
-def test_forward_matches_numpy_reference(arch, dtype, tol, fast):
-    model = make_model(dtype, **arch)
+def test_forward_matches_numpy_reference(arch, dtype, tol, fast, reading):
+    model = make_model(dtype, classifier_attention=reading, **arch)
     model = with_kernel(model, fast)
     cfg = model.config
     p = ref.params_from_model(model)
     idx, mask = padded_batch([16, 9, 1, 0], 16, cfg.vocab_size)
+    picked = torch.rand(idx.shape, generator=torch.Generator().manual_seed(9)) < 0.3
 
     with torch.no_grad():
         logits = model(idx).double().numpy()
         scores = model.classify(idx, mask).double().numpy()
+        masked = model.masked_logits(idx, picked).double().numpy()
     want_logits = ref.lm_logits(idx.numpy(), p, cfg)
     want_scores = ref.class_scores(idx.numpy(), mask.numpy(), p, cfg)
+    want_masked = ref.masked_logits(idx.numpy(), picked.numpy(), p, cfg)
 
     err_lm = np.abs(logits - want_logits).max()
     err_cls = np.abs(scores - want_scores).max()
-    print(f"max |torch - numpy|: LM logits {err_lm:.2e}, class scores {err_cls:.2e}")
+    err_mlm = np.abs(masked - want_masked).max()
+    print(f"max |torch - numpy|: LM logits {err_lm:.2e}, class scores {err_cls:.2e}, "
+          f"masked logits {err_mlm:.2e}")  # fmt: skip
     assert err_lm <= tol, f"LM logits differ from the reference by {err_lm:.3e} > {tol}"
     assert err_cls <= tol, f"class scores differ from the reference by {err_cls:.3e} > {tol}"
+    assert err_mlm <= tol, f"masked logits differ from the reference by {err_mlm:.3e} > {tol}"
+
+
+@pytest.mark.parametrize("reading", ATTENTIONS)
+def test_gradients_match_finite_differences_of_the_numpy_reference(reading):
+    """Autograd through the model equals central differences of the NumPy reference, for
+    weights of every kind (embedding, attention, MLP, norm, head), in both reading modes."""
+    model = make_model(torch.float64, classifier_attention=reading)
+    cfg = model.config
+    idx, mask = padded_batch([16, 9, 3], 16, cfg.vocab_size)
+    picked = torch.rand(idx.shape, generator=torch.Generator().manual_seed(5)) < 0.3
+    w_cls = torch.linspace(-1, 1, 3 * cfg.n_classes, dtype=torch.float64).view(3, -1)
+
+    def torch_loss():
+        return (model.classify(idx, mask) * w_cls).sum() + model.masked_logits(idx, picked).std()
+
+    def ref_loss(p):
+        scores = ref.class_scores(idx.numpy(), mask.numpy(), p, cfg)
+        return (scores * w_cls.numpy()).sum() + ref.masked_logits(
+            idx.numpy(), picked.numpy(), p, cfg
+        ).std(ddof=1)
+
+    model.zero_grad()
+    torch_loss().backward()
+    grads = dict(model.named_parameters())
+    p = ref.params_from_model(model)
+    g = np.random.default_rng(0)
+    names = ["tok_emb.weight", "blocks.0.attn.qkv.weight", "blocks.1.attn.proj.weight",
+             "blocks.0.mlp.up.weight", "blocks.1.norm1.weight", "norm.weight", "cls_head.bias"]  # fmt: skip
+    for name in names:
+        for _ in range(3):
+            where = tuple(int(g.integers(n)) for n in p[name].shape)
+            if name == "tok_emb.weight":
+                where = (int(idx[0, 2]), where[1])  # a token that occurs
+            eps = 1e-6
+            plus, minus = {**p, name: p[name].copy()}, {**p, name: p[name].copy()}
+            plus[name][where] += eps
+            minus[name][where] -= eps
+            numeric = (ref_loss(plus) - ref_loss(minus)) / (2 * eps)
+            got = grads[name].grad[where].item()
+            assert abs(got - numeric) <= 1e-6 * max(1.0, abs(numeric)), (name, where, got, numeric)
 
 
 def test_attention_matches_numpy_reference_with_any_mask():
@@ -178,14 +225,17 @@ def test_explicit_path_applies_the_configured_attention_dropout_in_training_only
     assert set(seen) == {0.0}
 
 
-def test_whole_model_fast_and_explicit_paths_agree_with_gradients():
-    model = make_model(torch.float64)
+@pytest.mark.parametrize("reading", ATTENTIONS)
+def test_whole_model_fast_and_explicit_paths_agree_with_gradients(reading):
+    model = make_model(torch.float64, classifier_attention=reading)
     idx, mask = padded_batch([16, 5, 0], 16, model.config.vocab_size)
+    picked = mask & (torch.arange(16) % 3 == 0)
     grads = []
     for fast in (True, False):
         model = with_kernel(model, fast)
         model.zero_grad()
         loss = model(idx).square().mean() + model.classify(idx, mask).square().mean()
+        loss = loss + model.masked_logits(idx, picked).square().mean()
         loss.backward()
         grads.append({n: p.grad.clone() for n, p in model.named_parameters()})
     for name in grads[0]:
@@ -221,9 +271,10 @@ def test_causality_future_tokens_do_not_change_past_logits(arch):
         assert not torch.allclose(out[:, t + 1 :], base[:, t + 1 :])
 
 
+@pytest.mark.parametrize("reading", ATTENTIONS)
 @pytest.mark.parametrize("fast", [True, False], ids=["fast", "explicit"])
-def test_padding_never_changes_class_scores(fast):
-    model = make_model()
+def test_padding_never_changes_class_scores(fast, reading):
+    model = make_model(classifier_attention=reading)
     model = with_kernel(model, fast)
     post = torch.randint(
         1, model.config.vocab_size, (1, 6), generator=torch.Generator().manual_seed(4)
@@ -238,8 +289,9 @@ def test_padding_never_changes_class_scores(fast):
         assert torch.allclose(s, scores[0], atol=1e-5), (s, scores[0])
 
 
-def test_all_padding_row_gives_no_nan_forward_or_backward():
-    model = make_model()
+@pytest.mark.parametrize("reading", ATTENTIONS)
+def test_all_padding_row_gives_no_nan_forward_or_backward(reading):
+    model = make_model(classifier_attention=reading)
     idx, mask = padded_batch([0, 4, 0], 8, model.config.vocab_size)
     for fast in (True, False):
         model = with_kernel(model, fast)
@@ -248,6 +300,33 @@ def test_all_padding_row_gives_no_nan_forward_or_backward():
         assert torch.isfinite(scores).all()
         scores.sum().backward()
         assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_bidirectional_reading_sees_both_sides_of_a_token_and_only_its_post():
+    """Causal: a later token never changes an earlier state. Bidirectional: it does, and
+    padding keys still never do, whatever id the padding holds."""
+    model = make_model(torch.float64)
+    g = torch.Generator().manual_seed(6)
+    idx = torch.randint(3, model.config.vocab_size, (1, 8), generator=g)
+    later = idx.clone()
+    later[0, 6] = (later[0, 6] + 1) % model.config.vocab_size
+    for causal in (True, False):
+        with torch.no_grad():
+            first = model.trunk(idx, causal=causal)[0, :3]
+            changed = model.trunk(later, causal=causal)[0, :3]
+        assert torch.allclose(first, changed, atol=1e-12) == causal
+    real = torch.arange(8)[None] < 5
+    with torch.no_grad():
+        a = model.trunk(idx, real, causal=False)[0, :5]
+        b = model.trunk(later, real, causal=False)[0, :5]  # position 6 is padding here
+    assert torch.allclose(a, b, atol=1e-12)
+
+
+def test_kv_cache_needs_causal_reading():
+    model = make_model()
+    cache = KVCache(model.config, 1, "cpu", torch.float32)
+    with pytest.raises(ValueError, match="causal"):
+        model.trunk(torch.ones(1, 3, dtype=torch.long), cache=cache, causal=False)
 
 
 def test_classify_rejects_left_padding():

@@ -210,8 +210,9 @@ def test_an_untrained_language_model_head_is_warned_about_and_still_generates(ca
     ckpt = make_checkpoint(tmp_path / "sent.pt", sentiment=True, lm_head_trained=False)
     code, out, err = sample(capsys, "--ckpt", str(ckpt), "--prompt", "just", "--seed", "1")
     assert code == 0 and out.startswith("just")
-    assert err == (f"warning: {ckpt}: its language-model head is untrained (a sentiment model "
-                   "trained from scratch), so the text will be noise\n")  # fmt: skip
+    assert err == (f"warning: {ckpt}: its language-model head was never trained to predict the "
+                   "next token (a classifier trained from scratch, or a masked-token model), so "
+                   "the text will be noise\n")  # fmt: skip
     code, _, err = sample(capsys, "--ckpt", str(ckpt), "--classify", "hi")
     assert code == 0 and err == ""  # classifying does not use that head
 
@@ -235,7 +236,7 @@ def test_a_file_without_the_key_warns_when_it_was_a_sentiment_run_from_scratch(c
     ckpt = make_checkpoint(tmp_path / "old.pt", sentiment=True, drop=("lm_head_trained",),
                            train_config={"task": "sentiment", "init_from": None})  # fmt: skip
     code, _, err = sample(capsys, "--ckpt", str(ckpt), "--prompt", "just", "--seed", "1")
-    assert code == 0 and "its language-model head is untrained" in err
+    assert code == 0 and "its language-model head was never trained" in err
 
 
 def test_another_minillm_or_torch_version_gets_one_note_naming_both(capsys, tmp_path, lm):

@@ -177,7 +177,7 @@ def test_bpe_vocab_size_too_small() -> None:
 def test_char_vocab_is_the_characters_seen() -> None:
     tok = Tokenizer.train_char(["abca", "b c"])
     assert tok.kind == "char"
-    assert tok.vocab_size == 2 + 256 + 4  # specials, bytes, and " ", "a", "b", "c"
+    assert tok.vocab_size == 3 + 256 + 4  # specials, bytes, and " ", "a", "b", "c"
     assert len(tok.encode("abc")) == 3
     assert len(tok.encode("é")) == 2  # unseen: its two UTF-8 bytes
     assert tok.decode(tok.encode("aé b")) == "aé b"
@@ -185,5 +185,23 @@ def test_char_vocab_is_the_characters_seen() -> None:
 
 def test_char_min_frequency() -> None:
     tok = Tokenizer.train_char(["aaab"], min_frequency=2)
-    assert tok.vocab_size == 2 + 256 + 1  # "b" was seen once: bytes only
+    assert tok.vocab_size == 3 + 256 + 1  # "b" was seen once: bytes only
     assert tok.decode(tok.encode("ab")) == "ab"
+
+
+def test_the_mask_token_is_reserved_and_old_tokenizers_say_they_lack_it():
+    import tokenizers
+    from tokenizers import models
+
+    from minillm.tokenizer import EOS, MASK, PAD
+
+    tok = Tokenizer.train_bpe(["hello world"] * 4, vocab_size=300)
+    assert (tok.pad_id, tok.eos_id, tok.mask_id, tok.n_special) == (0, 1, 2, 3)
+    assert tok.encode(MASK) != [tok.mask_id], "text that spells the token stays text"
+    assert tok.decode([tok.mask_id, *tok.encode("hi")]) == "hi"
+    raw = tokenizers.Tokenizer(models.BPE(vocab={PAD: 0, EOS: 1, "a": 2}, merges=[]))
+    raw.add_special_tokens([PAD, EOS])
+    old = Tokenizer(raw)  # saved before <|mask|> existed
+    assert old.n_special == 2
+    with pytest.raises(ValueError, match="no <\\|mask\\|> token"):
+        _ = old.mask_id

@@ -60,6 +60,10 @@ BAD_FLAGS = [
     (["--n-layer", "0"], "--n-layer"),
     (["--resume", "--overwrite"], "--overwrite"),
     (["--resume", "--init-from", "x.pt"], "--init-from"),
+    (["--mask-rate", "0"], "--mask-rate"),
+    (["--mask-keep", "1.5"], "--mask-keep"),
+    (["--mask-random", "0.6", "--mask-keep", "0.6"], "must add up to at most 1"),
+    (["--task", "sentiment", "--objective", "masked"], "--objective masked pretrains"),
 ]
 
 

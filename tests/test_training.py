@@ -40,10 +40,12 @@ def assert_same_weights(a: dict, b: dict, atol: float = 0.0) -> None:
         assert diff <= atol, f"{name} differs by {diff:.3e}"
 
 
-@pytest.mark.parametrize("task", ["lm", "sentiment"])
-def test_gradient_accumulation_equals_the_full_batch(tmp_path, task):
-    full = train(config(tmp_path, "full", task=task, grad_accum=1, log_interval=1), log=quiet)
-    split = train(config(tmp_path, "split", task=task, grad_accum=4, log_interval=1), log=quiet)
+@pytest.mark.parametrize("task,objective", [("lm", "causal"), ("lm", "masked"),
+                                            ("sentiment", "causal")])  # fmt: skip
+def test_gradient_accumulation_equals_the_full_batch(tmp_path, task, objective):
+    kw = dict(task=task, objective=objective, log_interval=1)
+    full = train(config(tmp_path, "full", grad_accum=1, **kw), log=quiet)
+    split = train(config(tmp_path, "split", grad_accum=4, **kw), log=quiet)
     # float32 sums in another order differ in the last bits, and Adam divides by the
     # gradient's size, so weights drift by ~1e-5 after 12 steps; a wrong accumulation
     # (a lost micro-batch, a wrong scale) moves them by ~1e-3 and the loss by a factor.
@@ -203,6 +205,31 @@ def test_init_from_lm_checkpoint_keeps_trunk_and_tokenizer(tmp_path):
     assert torch.allclose(
         a["model"]["blocks.0.attn.qkv.weight"], b["model"]["blocks.0.attn.qkv.weight"], atol=1e-6
     )
+
+
+def test_masked_and_joint_pretraining_then_a_bidirectional_classifier(tmp_path):
+    """--objective masked scores masked tokens (its LM head never learns the next token);
+    joint trains and scores both; a classifier fine-tuned from either reads both ways."""
+    masked = load_checkpoint(train(config(tmp_path, "masked", objective="masked"), log=quiet))
+    joint = load_checkpoint(train(config(tmp_path, "joint", objective="joint"), log=quiet))
+    for ckpt in (masked, joint):
+        assert 0.0 < ckpt["metrics"]["masked_accuracy"] < 1.0
+        assert math.isfinite(ckpt["metrics"]["masked_loss"]) and "bpb" in ckpt["metrics"]
+    assert masked["best_metric"] == masked["metrics"]["masked_loss"]
+    assert joint["best_metric"] == joint["metrics"]["loss"]  # joint: the next-token loss
+    assert not masked["lm_head_trained"] and joint["lm_head_trained"]
+    sent = train(config(tmp_path, "sent", task="sentiment", init_from=str(tmp_path / "masked" /
+                 "best.pt"), classifier_attention="bidirectional", max_steps=4), log=quiet)  # fmt: skip
+    assert load_checkpoint(sent)["model_config"]["classifier_attention"] == "bidirectional"
+
+
+def test_a_joint_run_alternates_the_two_objectives(tmp_path, monkeypatch):
+    seen = []
+    real = training.train_step
+    monkeypatch.setattr(training, "train_step", lambda net, opt, inputs, targets, **kw: (
+        seen.append(len(inputs)), real(net, opt, inputs, targets, **kw))[1])  # fmt: skip
+    train(config(tmp_path, objective="joint", max_steps=6), log=quiet)
+    assert seen == [1, 2, 1, 2, 1, 2]  # (x,) for next-token steps, (x, picked) for masked
 
 
 def test_explicit_val_file_inside_data_folder_is_left_out_of_training(tmp_path):

@@ -209,7 +209,8 @@ def draw_attention(args: argparse.Namespace, model, tokenizer, ckpt: dict) -> in
     (ids,) = encode_for_checkpoint([args.attention], tokenizer, ckpt)
     maps = explain.attention_maps(model, ids)  # (n_layer, nh, T, T)
     path = plot_attention(maps, explain.token_labels(tokenizer, ids),
-                          args.out or "attention.png", title=prepare_text(args.attention, ckpt))  # fmt: skip
+                          args.out or "attention.png", title=prepare_text(args.attention, ckpt),
+                          causal=explain.reads_causally(model.config))  # fmt: skip
     n_layer, n_head = maps.shape[:2]
     print(f"wrote {path}: {n_layer} layers × {n_head} heads over {len(ids)} tokens",
           file=sys.stderr)  # fmt: skip
@@ -333,8 +334,9 @@ def write_now(text: str) -> None:
 def generate(args: argparse.Namespace, model, tokenizer, ckpt: dict) -> int:
     """The default mode: continue the prompt --num-samples times, streaming the text."""
     if not lm_head_trained(ckpt):
-        print(f"warning: {args.ckpt}: its language-model head is untrained (a sentiment model "
-              "trained from scratch), so the text will be noise", file=sys.stderr)  # fmt: skip
+        print(f"warning: {args.ckpt}: its language-model head was never trained to predict the "
+              "next token (a classifier trained from scratch, or a masked-token model), so the "
+              "text will be noise", file=sys.stderr)  # fmt: skip
     prompt = read_stdin("--prompt").rstrip("\n") if args.prompt == "-" else args.prompt
     prompt = prepare_text(prompt, ckpt)
     seed = args.seed
