@@ -158,8 +158,9 @@ def mask_tokens(
             picked.view(-1)[text[0]] = True
     how = torch.rand(x.shape, generator=generator)  # (B, T): mask, random or keep
     random_ids = torch.randint(n_special, tokenizer.vocab_size, x.shape, generator=generator)
-    inputs = torch.where(picked & (how < 1 - random_share - keep_share), tokenizer.mask_id, x)
-    is_random = picked & (how >= 1 - random_share - keep_share) & (how < 1 - keep_share)
+    mask_share = 1 - random_share - keep_share  # how in [0, mask_share): <|mask|>
+    inputs = torch.where(picked & (how < mask_share), tokenizer.mask_id, x)
+    is_random = picked & (how >= mask_share) & (how < 1 - keep_share)
     inputs = torch.where(is_random, random_ids, inputs)
     targets = torch.where(picked, x, IGNORE)
     return inputs, targets

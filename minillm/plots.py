@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 from matplotlib import colormaps, font_manager
 from matplotlib.figure import Figure
 from matplotlib.ft2font import FT2Font
@@ -29,6 +30,7 @@ from matplotlib.patches import Rectangle
 
 from minillm.explain import relative_scores
 from minillm.metrics import ranked_probabilities
+from minillm.model import padding_mask
 
 RUN_DPI = 120  # loss curves and confusion matrices
 # Attention grids and saliency strips: every inch is sized to the tokens (see
@@ -352,10 +354,6 @@ def plot_masks(labels: Sequence[str], n_real: int, path: str | Path) -> Path:
     builds them: causal and bidirectional, over `labels`, of which the first `n_real`
     are the post's tokens and the rest padding. Blue: the query (row) may read the key
     (column). Returns the path of the PNG."""
-    import torch
-
-    from minillm.model import padding_mask
-
     T = len(labels)
     real = torch.arange(T)[None] < n_real  # (1, T)
     families, missing = fonts_for(labels)
