@@ -2,7 +2,31 @@
 
 Holds: `normalize_post`, which brings any post to the TweetEval convention -- every user
 mention becomes `@user` and every URL becomes `http` -- unescapes HTML entities such as
-`&amp;`, puts the text in Unicode NFC form and strips whitespace from both ends.
+`&amp;`, folds full-width ASCII letters and digits to half-width, puts the text in Unicode
+NFC form and strips whitespace from both ends.
+
+The same rules read Chinese platforms (Weibo, WeChat, Douyin, shopping reviews):
+  * a mention's name may be written in any script (`@小鹿不吃草`, `@阿杰_2024`, `@momo酱`)
+    and ends, as on Weibo, at whitespace or punctuation (`：`, `:`, `，`, `。`), so reply
+    and repost chains come out as `回复@user:` and `//@user:`;
+  * a URL ends at whitespace or at the first CJK character or full-width punctuation mark,
+    so a short link glued to the text (`http://t.cn/A6xK9pQ2哈哈`) is `http哈哈`, and at a
+    `//@` repost marker;
+  * `#话题#` topics and bracketed emoticon codes (`[哈哈]`, `[泪]`) are kept as they are,
+    so the tokenizer can learn them whole;
+  * full-width letters and digits (`ｉＰｈｏｎｅ１５`, U+FF10-FF19, U+FF21-FF3A, U+FF41-FF5A)
+    become `iPhone15`, as NFKC would fold them.
+
+Why not NFKC on everything: it is not safe for Chinese text. It turns the full-width
+punctuation Chinese is written with (`，！？：（）`) into ASCII, `…` into `...`, `①` into
+`1`, `㎡` into `m2` and superscripts into digits -- information a model can use, and the
+difference between a Chinese and an English sentence. Only the letters and digits, whose
+two widths mean the same, are folded.
+
+Where the rules can be wrong: a link whose path is written in raw Chinese characters
+(rare; browsers percent-encode them) is cut at its first such character, and a Weibo
+name followed by text with no space or punctuation (`@小明你好`) takes the text with it,
+as Weibo's own parser does.
 
 Leaves out: anything that would lose information a model can use. Emoji, hashtags, case,
 punctuation, non-Latin scripts and whitespace inside a post are kept as they are. Decoding
@@ -20,18 +44,36 @@ import html.entities
 import re
 import unicodedata
 
-# A URL runs from its scheme to the next whitespace. Punctuation at its very end (the
-# full stop of a sentence, a closing bracket) is left outside, as in "see http://t.co/x."
-_URL = re.compile(r"https?://\S+?(?=[.,;:!?)\]}'\"…]*(?:\s|$))", re.IGNORECASE)
+# CJK text and its punctuation: CJK symbols and punctuation (。「」), kana, Han (with the
+# extension blocks), Hangul syllables, compatibility ideographs, full-width forms (，！：).
+_CJK = (
+    "\u3000-\u303f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
+    "\uff00-\uffef\U00020000-\U0003ffff"
+)
 
-# A mention is "@" and a Twitter handle (ASCII letters, digits and "_"), not preceded by
-# a handle character, so that e-mail addresses such as me@example.com stay as they are.
-_MENTION = re.compile(r"(?<![A-Za-z0-9_])@[A-Za-z0-9_]+")
+# A URL runs from its scheme to the next whitespace, CJK character or `//@` (a Weibo
+# repost marker). Punctuation at its very end (the full stop of a sentence, a closing
+# bracket) is left outside, as in "see http://t.co/x."
+_URL = re.compile(
+    rf"https?://(?:(?!//@)[^\s{_CJK}])+?(?=[.,;:!?)\]}}'\"…]*(?:\s|$|[{_CJK}]|//@))",
+    re.IGNORECASE,
+)
+
+# A mention is "@" and a name of letters and digits in any script, "_" and inner "-"
+# (Twitter handles are ASCII, Weibo names are not), not preceded by an ASCII handle
+# character, so that e-mail addresses such as me@example.com stay as they are.
+_MENTION = re.compile(r"(?<![A-Za-z0-9_])@\w+(?:-\w+)*")
 
 # An HTML character reference that ends with ";": named (&amp;) or numeric (&#39; &#x27;).
 # References without the ";" are left alone: html.unescape would turn "I&notice" into
 # "I¬ice", and a post is not an HTML page.
 _ENTITY = re.compile(r"&(?:#[0-9]+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);")
+
+# Full-width digits, capitals and small letters (０-９ Ａ-Ｚ ａ-ｚ) to their ASCII forms.
+_FULL_WIDTH = str.maketrans(
+    {chr(c): chr(c - 0xFEE0) for r in ((0xFF10, 0xFF19), (0xFF21, 0xFF3A), (0xFF41, 0xFF5A))
+     for c in range(r[0], r[1] + 1)}
+)  # fmt: skip
 
 
 def _replace_entity(match: re.Match[str]) -> str:
@@ -41,18 +83,31 @@ def _replace_entity(match: re.Match[str]) -> str:
     return html.entities.html5.get(ref[1:], ref)  # unknown names stay as written
 
 
-def _unescape_html(text: str) -> str:
-    """Unescape entities until none is left, keeping the text in NFC form.
+def _canonical(text: str) -> str:
+    """Fold full-width letters and digits, unescape entities and NFC, until none is left.
 
-    Repeating matters: scraped posts are often escaped twice ("&amp;amp;"), and NFC can
-    turn U+037E GREEK QUESTION MARK into ";" and so complete a new reference.
+    Repeating matters: scraped posts are often escaped twice ("&amp;amp;"), an entity can
+    spell a full-width letter ("&#xFF41;"), a folded letter can compose with an accent
+    that follows it, and NFC can turn U+037E GREEK QUESTION MARK into ";" and so complete
+    a new reference.
     """
-    text = unicodedata.normalize("NFC", text)
+    text = unicodedata.normalize("NFC", text.translate(_FULL_WIDTH))
     while True:
-        unescaped = unicodedata.normalize("NFC", _ENTITY.sub(_replace_entity, text))
+        unescaped = _ENTITY.sub(_replace_entity, text).translate(_FULL_WIDTH)
+        unescaped = unicodedata.normalize("NFC", unescaped)
         if unescaped == text:
             return text
         text = unescaped
+
+
+def _replace_urls(text: str) -> str:
+    """Every URL as `http`, until none is left: a URL cut before `//@` can leave `http`
+    followed by `://...`, which reads as a new one ("http://0://@" -> "http://@" -> "http")."""
+    while True:
+        replaced = _URL.sub("http", text)
+        if replaced == text:
+            return text
+        text = replaced
 
 
 def _replace_mention(match: re.Match[str]) -> str:
@@ -66,8 +121,9 @@ def _replace_mention(match: re.Match[str]) -> str:
 
 
 def normalize_post(text: str) -> str:
-    """Return `text` with mentions as `@user`, URLs as `http`, entities unescaped, NFC."""
-    text = _unescape_html(text)
-    text = _URL.sub("http", text)
+    """Return `text` with mentions as `@user`, URLs as `http`, entities unescaped,
+    full-width letters and digits half-width, in NFC."""
+    text = _canonical(text)
+    text = _replace_urls(text)
     text = _MENTION.sub(_replace_mention, text)
     return text.strip()

@@ -1,4 +1,4 @@
-"""normalize_post: the TweetEval convention, kept content, and idempotence."""
+"""normalize_post: the TweetEval convention, Chinese platforms, kept content, idempotence."""
 
 from __future__ import annotations
 
@@ -44,6 +44,46 @@ def test_normalize_examples(raw: str, expected: str) -> None:
     assert normalize_post(raw) == expected
 
 
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        # Weibo names in any script end at whitespace or punctuation
+        ("@小鹿不吃草 你推荐的螺蛳粉yyds！！！", "@user 你推荐的螺蛳粉yyds！！！"),
+        ("给@momo酱，点赞", "给@user，点赞"),
+        ("@阿杰_2024：生日快乐", "@user：生日快乐"),
+        ("@城市-观察员 早", "@user 早"),
+        # reply and repost chains
+        ("回复@退货小能手:客服态度超好", "回复@user:客服态度超好"),
+        ("说得太对了//@吃货小王: 同意//@城市观察员：原文", "说得太对了//@user: 同意//@user：原文"),
+        # short links end at CJK text, full-width punctuation or a repost marker
+        ("http://t.cn/L7dRf3Xa这家民宿推开窗就是洱海", "http这家民宿推开窗就是洱海"),
+        ("推荐 http://t.cn/A6xK9pQ2。下次还来", "推荐 http。下次还来"),
+        ("看（https://example.cn/shop/8821）", "看（http）"),
+        ("转发 http://t.cn/A6xK9pQ2//@旅行的小鱼干: 美", "转发 http//@user: 美"),
+        ("HTTP://0://@", "http"),  # what is left of a URL cut before //@ is read again
+        # topics and emoticon codes stay whole
+        (
+            "#双十一# 买到了[哈哈][赞]，#打工人日常#[泪]",
+            "#双十一# 买到了[哈哈][赞]，#打工人日常#[泪]",
+        ),
+        # full-width letters and digits fold; full-width punctuation, ①, …, ㎡ do not
+        ("新买的ｉＰｈｏｎｅ１５，５Ｇ快！", "新买的iPhone15，5G快！"),
+        ("①房间２０㎡…还行？（一般）", "①房间20㎡…还行？（一般）"),
+        ("&#xFF41;&#xFF42;", "ab"),
+        # mixed Chinese-English
+        (
+            "今天的meeting又拖了@Boss_Li 一个小时，emo了 http://t.cn/X",
+            "今天的meeting又拖了@user 一个小时，emo了 http",
+        ),
+        ("這間咖啡廳好有氣氛 @咖啡控小安 推薦", "這間咖啡廳好有氣氛 @user 推薦"),
+        # e-mail addresses are still not mentions
+        ("联系 kefu@example.cn 退货", "联系 kefu@example.cn 退货"),
+    ],
+)
+def test_normalize_chinese_platforms(raw: str, expected: str) -> None:
+    assert normalize_post(raw) == expected
+
+
 def test_accent_after_a_handle_stays_put() -> None:
     # "x" + combining acute has no precomposed form; the accent must not land on "@user"'s r
     text = normalize_post("@jox\u0301 hi")
@@ -52,12 +92,14 @@ def test_accent_after_a_handle_stays_put() -> None:
 
 
 # Pieces that interact: entity halves, URL and mention starts, combining marks, the Greek
-# question mark (NFC turns it into ";"), punctuation that ends URLs.
+# question mark (NFC turns it into ";"), punctuation that ends URLs, Weibo names, repost
+# markers, full-width letters (also spelled as entities), topics and emoticon codes.
 _PIECES = st.sampled_from(
     [
         "@", "@jo", "x@y", "http://", "https://t.co/", "&", "&amp", "amp;", "&#", "38;",
         "&lt;", ";", "\u037e", "\u0301", "\u0338", "e", "r", "p", " ", "\t", "\n", ".",
-        ")", "…", "#", "😀", "\u200d", "🏽", "日",
+        ")", "…", "#", "😀", "\u200d", "🏽", "日", "@小明", "回复@", "//@", "：", "，", "。",
+        "http://t.cn/", "ａ", "Ａ", "１", "&#xFF41;", "-", "_", "[哈哈]", "#话题#",
     ]
 )  # fmt: skip
 _TRICKY = st.lists(st.one_of(_PIECES, st.text(max_size=3)), max_size=16).map("".join)
