@@ -24,6 +24,7 @@ from minillm.device import autocast
 from minillm.formats import decode_utf8, read_posts, split_lines
 from minillm.metrics import classification_metrics, predictions
 from minillm.normalize import normalize_post
+from minillm.utf8 import Utf8Guard
 
 Progress = Callable[[int, int], None]  # progress(done, total), e.g. posts classified so far
 
@@ -148,23 +149,27 @@ def generate_text(
 ) -> str:
     """Continue `prompt` until end of post or `max_new_tokens`; returns prompt + continuation.
 
-    An empty prompt starts a new post from nothing. `on_text`
+    An empty prompt starts a new post from nothing. Only tokens that keep the text valid
+    UTF-8 are drawn (`Utf8Guard`): one byte-level token can hold part of a character,
+    and the model's own choice could follow it with bytes that do not complete it. `on_text`
     receives the text as it grows, a few characters at a time, never half a character:
-    one byte-level token can hold part of an emoji, so only completed characters go out.
+    a character goes out once its last byte is in, so the pieces join to the returned text.
     """
     device = next(model.parameters()).device
     # In training every post follows an end-of-post token, so a post starts after one here.
     idx = torch.tensor([encode_prompt(prompt, tokenizer)], dtype=torch.long, device=device)
     new: list[int] = []
     shown = ""
+    guard = Utf8Guard(tokenizer)
     steps = model.stream(
         idx, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
-        generator=generator, eos_id=tokenizer.eos_id, use_cache=use_cache,
+        generator=generator, eos_id=tokenizer.eos_id, use_cache=use_cache, allowed=guard.allowed,
     )  # fmt: skip
     for next_id in steps:
         token = int(next_id)
         if token == tokenizer.eos_id:
             break
+        guard.advance(token)  # before the next draw: the generator resumes after this
         new.append(token)
         text = tokenizer.decode(new)
         if on_text and not text.endswith("\ufffd") and len(text) > len(shown):

@@ -18,7 +18,7 @@ Notation, used in every shape comment:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -514,6 +514,7 @@ class MiniLM(nn.Module):
         generator: torch.Generator | None = None,
         eos_id: int | None = None,
         use_cache: bool = True,
+        allowed: Callable[[], torch.Tensor] | None = None,
     ) -> Iterator[torch.Tensor]:
         """Yield the new tokens (B, 1) one step at a time, each picked by `sample_next_token`
         with `temperature`, `top_k`, `top_p` and `generator`.
@@ -522,6 +523,9 @@ class MiniLM(nn.Module):
         (prefill) and then each step feeds only the newest token. Once the text outgrows
         block_size the window slides, every position shifts and the cache is rebuilt from
         the window each step, so the output stays identical to `use_cache=False`.
+        `allowed()`, if given, is asked before each draw for a (V,) or (B, V) bool mask of
+        the tokens that may come next (`minillm.utf8.Utf8Guard`); the others get no
+        probability.
         """
         if max_new_tokens < 0:
             raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
@@ -540,6 +544,8 @@ class MiniLM(nn.Module):
             else:
                 h = self.trunk(idx[:, -1:], cache=cache)  # one new position
             logits = self.lm_head(h[:, -1])  # (B, V): only the last position is needed
+            if allowed is not None:  # e.g. only tokens that keep the text valid UTF-8
+                logits = logits.masked_fill(~allowed().to(logits.device), float("-inf"))
             next_id = sample_next_token(logits, temperature, top_k, top_p, generator)  # (B, 1)
             if eos_id is not None:
                 next_id = next_id.masked_fill(done.unsqueeze(1), eos_id)

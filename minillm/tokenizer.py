@@ -44,6 +44,26 @@ SPECIAL_TOKENS = [PAD, EOS, MASK]  # in id order: pad is 0, eos is 1, mask is 2
 BPE_TRAINING_CHARS = 20_000
 
 
+def _byte_level_alphabet() -> dict[str, int]:
+    """Byte-level BPE's printable stand-in for each byte (GPT-2's `bytes_to_unicode`):
+    printable Latin-1 bytes stand for themselves, the other 68 for chr(256), chr(257), ...
+    Returned the other way round: stand-in character -> byte."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1),
+                 *range(ord("®"), ord("ÿ") + 1)]  # fmt: skip
+    others = [b for b in range(256) if b not in printable]
+    return {chr(b): b for b in printable} | {chr(256 + i): b for i, b in enumerate(others)}
+
+
+_BYTE_OF = _byte_level_alphabet()
+
+
+def _char_token_bytes(token: str) -> bytes:
+    """The bytes a character tokenizer's token stands for: <0xE4> is b"\\xe4"."""
+    if len(token) == 6 and token.startswith("<0x") and token.endswith(">"):
+        return bytes([int(token[3:5], 16)])
+    return token.encode()
+
+
 class Tokenizer:
     """A trained tokenizer: `encode`, `encode_batch`, `decode`, and JSON to save it in."""
 
@@ -60,6 +80,14 @@ class Tokenizer:
         self._special_ids = {
             i for i in (self._pad_id, self._eos_id, self._mask_id) if i is not None
         }
+        # The character tokenizer's tokens as UTF-8 bytes (a byte token <0xE4> is 0xE4), for
+        # `decode`: the library's ByteFallback decoder turns a whole run of byte tokens into
+        # U+FFFDs when any of it is invalid, so a character decoded from the run's start
+        # would turn into U+FFFD again once a bad byte follows (streaming needs it to stay).
+        self._char_bytes = None
+        if self.kind == "char":
+            vocab = tok.get_vocab(with_added_tokens=False)
+            self._char_bytes = {i: _char_token_bytes(t) for t, i in vocab.items()}
 
     # -- building ---------------------------------------------------------------
 
@@ -168,17 +196,31 @@ class Tokenizer:
         """`encode` for many texts at once (the library spreads them over CPU threads)."""
         return [enc.ids for enc in self._tok.encode_batch(list(texts), add_special_tokens=False)]
 
+    def token_bytes(self, token_id: int) -> bytes:
+        """The UTF-8 bytes token `token_id` stands for (part of a character, maybe);
+        b"" for a special token or an id outside [0, vocab_size)."""
+        if token_id in self._special_ids or not 0 <= token_id < self.vocab_size:
+            return b""
+        if self._char_bytes is not None:
+            return self._char_bytes[token_id]
+        return bytes(_BYTE_OF[c] for c in self._tok.id_to_token(token_id))
+
     def decode(self, ids: Iterable[int]) -> str:
         """The text of `ids`. Never raises for integer ids.
 
         Special ids and ids outside [0, vocab_size) are skipped; bytes that do not form
-        whole UTF-8 characters (a sequence cut mid-emoji) become U+FFFD.
+        whole UTF-8 characters (a sequence cut mid-emoji) become U+FFFD, one for each
+        longest piece that could start a character, as Python's `errors="replace"` does:
+        so the text of a sequence of ids begins with the text of each of its prefixes,
+        minus any trailing U+FFFD.
         """
         if hasattr(ids, "tolist"):  # a tensor or array
             ids = ids.tolist()
         keep = [
             int(i) for i in ids if 0 <= int(i) < self.vocab_size and int(i) not in self._special_ids
         ]
+        if self._char_bytes is not None:
+            return b"".join(self._char_bytes[i] for i in keep).decode("utf-8", "replace")
         return self._tok.decode(keep, skip_special_tokens=True)
 
     def __repr__(self) -> str:

@@ -42,6 +42,7 @@ ROUND_TRIP = [
     "e\u0301 a\u0308 decomposed, and Z\u0351\u0358a\u0344lgo",  # combining marks
     "never seen: ☃ 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 \U0010fffd \x00 \x7f",
     "literally <|eos|> and <|pad|> and <0x41>",
+    "回复@user:质量很好，物流也快[哈哈] #双十一# iPhone15 ¥199！！！",  # a Weibo reply
 ]
 
 
@@ -135,6 +136,19 @@ def test_bpe_vocab_size_and_speed() -> None:
     assert tok.kind == "bpe"
     assert 258 < tok.vocab_size <= 1000
     assert len(tok.encode(posts[0])) < len(posts[0].encode("utf-8"))  # merges compress
+
+
+def test_bpe_on_a_mixed_chinese_english_corpus() -> None:
+    posts = ["今天的meeting又拖了一个小时 @user", "这个app的UI真的很nice[赞]", "质量很好，物流也快",
+             "just landed in tokyo and the food is amazing", "回复@user:说得对 http"] * 30  # fmt: skip
+    tok = Tokenizer.train_bpe(posts, vocab_size=600)
+    for text in [*posts[:5], "没见过的字：鑫龘 and unseen words 😂"]:
+        assert tok.decode(tok.encode(text)) == text
+    # both languages are merged: Chinese runs into multi-character tokens, English words whole
+    assert len(tok.encode("质量很好")) < len("质量很好")
+    assert len(tok.encode(" amazing")) == 1 and len(tok.encode("meeting")) == 1
+    assert any(len(tok.decode([i])) > 1 and "\u4e00" <= tok.decode([i])[0] <= "\u9fff"
+               for i in tok.encode("物流也快"))  # fmt: skip
 
 
 def test_bpe_learns_from_the_start_of_a_very_long_post_only() -> None:
