@@ -62,16 +62,28 @@ def token_pieces(tokenizer, ids: Sequence[int]) -> list[tuple[str, str]]:
 
 
 def token_labels(tokenizer, ids: Sequence[int]) -> list[str]:
-    """A short readable label per token, for plot axes.
+    """A short readable label per token, for plot axes; every character labelled once.
 
-    Spaces show as `·`; a token that starts a character without finishing it shows that
-    character followed by `…` (the token that finishes it shows the character alone);
-    special tokens show as <eos> and <pad>; newlines and tabs as ↵ and ⇥.
+    Spaces show as `·`; newlines and tabs as ↵ and ⇥; special tokens as <eos> and <pad>.
+    A character split over several tokens (a Chinese character is 3 UTF-8 bytes, an emoji
+    4, and byte-level BPE may cut them) is labelled on the token that starts it, followed
+    by `…`; the tokens that go on with it start with `…` (`中…`, `…`, `…文`), so no label
+    is half a character.
     """
+    special = {getattr(tokenizer, k) for k in SPECIAL_LABELS}
     labels = []
-    for done, pending in token_pieces(tokenizer, ids):
+    continuing = False  # the token before started a character and did not finish it
+    for token, (done, pending) in zip(ids, token_pieces(tokenizer, ids), strict=True):
+        if int(token) in special:
+            labels.append(done)
+            continue
         text = done.replace(" ", SPACE).replace("\n", "↵").replace("\t", "⇥")
+        if continuing:  # the first character this token completes is the one already shown
+            labels.append(PARTIAL + text[1:] + (pending + PARTIAL if pending and text else ""))
+            continuing = bool(pending)
+            continue
         labels.append(text + (pending + PARTIAL if pending else "") or "?")
+        continuing = bool(pending)
     return labels
 
 

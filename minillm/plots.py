@@ -232,11 +232,12 @@ def plot_confusion(
 # character no installed font has is drawn as its code point, e.g. ‹U+1F602›.
 
 BASE_FONT = "DejaVu Sans"
+# Simplified Chinese shapes first: most CJK text minillm reads is Chinese.
 PREFERRED_FONTS = (
-    "Noto Sans CJK JP", "Noto Sans CJK SC", "Source Han Sans", "WenQuanYi Micro Hei",
-    "WenQuanYi Zen Hei", "Droid Sans Fallback", "PingFang SC", "Hiragino Sans GB",
-    "Microsoft YaHei", "Malgun Gothic", "Noto Emoji", "Symbola", "Segoe UI Emoji",
-    "Segoe UI Symbol", "Arial Unicode MS",
+    "Noto Sans CJK SC", "Noto Sans CJK JP", "Source Han Sans SC", "Source Han Sans",
+    "WenQuanYi Micro Hei", "WenQuanYi Zen Hei", "Droid Sans Fallback", "PingFang SC",
+    "Hiragino Sans GB", "Microsoft YaHei", "Malgun Gothic", "Noto Emoji", "Symbola",
+    "Segoe UI Emoji", "Segoe UI Symbol", "Arial Unicode MS",
 )  # fmt: skip
 # Colour-bitmap emoji fonts, which Agg cannot draw, and a font of placeholder boxes.
 SKIPPED_FONTS = ("Noto Color Emoji", "Apple Color Emoji", "Last Resort High-Efficiency")

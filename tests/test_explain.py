@@ -72,8 +72,8 @@ def test_token_pieces_rebuild_the_text_and_mark_partial_characters(sentiment, te
     labels = ex.token_labels(tok, ids)
     assert len(labels) == len(ids) and all(labels)
     for (_done, pending), label in zip(pieces, labels, strict=True):
-        assert " " not in label
-        assert label.endswith(ex.PARTIAL) == bool(pending)
+        assert " " not in label and "\ufffd" not in label
+        assert label.endswith(ex.PARTIAL) == bool(pending) or label == ex.PARTIAL
         if pending:  # the character it starts is the next one the text completes
             assert pending in text
 
@@ -84,7 +84,20 @@ def test_token_labels_show_spaces_specials_and_whole_characters(sentiment):
     labels = ex.token_labels(tok, ids)
     assert labels[0] == "<eos>" and labels[-1] == "<pad>"
     assert "·food" in labels
-    assert "😭" in labels, "the token that completes the emoji shows it whole"
+    assert any(label.endswith("😭" + ex.PARTIAL) for label in labels), "the split emoji, whole"
+
+
+@pytest.mark.parametrize("text", ["我喜欢吃苹果", "这家火锅店真的绝了", CHINESE])
+def test_chinese_characters_split_over_tokens_are_labelled_once(text):
+    # merges learned from the post's first half; the second half's characters stay bytes
+    tok = Tokenizer.train_bpe([text[: len(text) // 2]] * 3 + [ENGLISH] * 3, 300)
+    ids = tok.encode(text)
+    labels = ex.token_labels(tok, ids)
+    assert len(ids) > len(text), "the premise: characters are split over tokens"
+    assert "".join(label.replace(ex.PARTIAL, "") for label in labels) == text
+    for label in labels:  # each label is whole characters, the markers aside
+        assert "\ufffd" not in label and label.strip(ex.PARTIAL) in text
+    assert ex.token_labels(tok, tok.encode("鑫")) == ["鑫…", "…", "…"]  # unseen: 3 bytes
 
 
 def test_token_labels_never_crash_on_arbitrary_ids(sentiment):
@@ -250,6 +263,31 @@ def test_pictures_fall_back_to_code_points_without_cjk_or_emoji_fonts(
         run_flags(model, tok, ckpt, attention=CHINESE, out=tmp_path / "a.png")
         run_flags(model, tok, ckpt, explain=EMOJI, out=tmp_path / "e.png")
     assert (tmp_path / "a.png").stat().st_size > 0 and (tmp_path / "e.png").stat().st_size > 0
+
+
+def test_chinese_labels_are_drawn_with_a_cjk_font_when_one_is_installed(monkeypatch):
+    # a CJK font beside DejaVu Sans is picked for the Chinese labels, Simplified first
+    dejavu = plots.installed_fonts()["DejaVu Sans"]
+    fonts = {"DejaVu Sans": dejavu, "Noto Sans CJK JP": "fake:jp", "Noto Sans CJK SC": "fake:sc"}
+    monkeypatch.setattr(plots, "installed_fonts", lambda: fonts)
+    real_charmap = plots._charmap
+    han = frozenset(range(0x4E00, 0xA000)) | frozenset(range(0xFF00, 0xFFF0))
+    monkeypatch.setattr(
+        plots, "_charmap", lambda p: han if p.startswith("fake:") else real_charmap(p)
+    )
+    families, missing = plots.fonts_for(["今天", "的…", "…天，", "<eos>"])
+    assert families == ["DejaVu Sans", "Noto Sans CJK SC"] and not missing
+
+
+def test_pictures_of_chinese_posts_use_an_installed_cjk_font(sentiment, tmp_path):
+    families, missing = plots.fonts_for([CHINESE])
+    if missing:
+        pytest.skip("no CJK font installed (e.g. apt install fonts-noto-cjk)")
+    assert len(families) > 1, "DejaVu Sans has no Chinese: another font draws it"
+    _, model, tok, ckpt = sentiment
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert run_flags(model, tok, ckpt, attention=CHINESE, out=tmp_path / "a.png") == 0
 
 
 def test_language_model_attention_starts_after_end_of_post(lm, tmp_path):
