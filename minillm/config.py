@@ -125,9 +125,9 @@ class TrainConfig:
     label_field: str = flag("label", "CSV column / JSONL field with the label", DATA)
     normalize: bool = flag(
         True,
-        "keep posts as they are instead of mapping mentions to "
-        "@user, URLs to http, unescaping HTML entities and applying "
-        "Unicode NFC",
+        "keep posts as they are instead of mapping mentions (Twitter and Weibo) to "
+        "@user, URLs to http, unescaping HTML entities, folding full-width letters and "
+        "digits to ASCII and applying Unicode NFC",
         DATA,
         action="store_false",
         flag="--no-normalize",
@@ -188,6 +188,14 @@ class TrainConfig:
     )
     grad_accum: int = flag(
         1, "split each batch into this many micro-batches to save memory; same result", OPTIM
+    )
+    batch_by_length: bool = flag(
+        False,
+        "classifiers: fill each batch with posts of similar length (each epoch's shuffle "
+        "sorted in pools of 50 batches), so batches carry less padding; faster when "
+        "lengths vary",
+        OPTIM,
+        action="store_true",
     )
     lr: float | None = flag(None, "peak learning rate (default: from the preset)", OPTIM)
     min_lr_ratio: float = flag(0.1, "cosine decays to lr x this", OPTIM)

@@ -8,7 +8,8 @@ Holds:
   * the masked-token side: `mask_tokens` hides a share of a batch's tokens (BERT's recipe)
     and `objective_at` says which objective a --objective joint run trains at a step;
   * the classification side: `encode_for_classification`, `label_ids`, `pad_batch`,
-    `class_counts` and `class_weights`;
+    `class_counts` and `class_weights`, and `epoch_indices` / `length_sorted_indices`,
+    which posts make up a step's batch;
   * `prepare_data`: read, split, train the tokenizer and encode, into a `Dataset`; and
     `train_batch`, this process's share of one step's batch, a pure function of
     (seed, step): a resumed run draws exactly the batches it would have drawn, and under
@@ -364,6 +365,29 @@ def epoch_indices(n_items: int, batch: int, seed: int, step: int) -> torch.Tenso
     return torch.tensor(indices)
 
 
+def length_sorted_indices(lengths: torch.Tensor, batch: int, seed: int, step: int,
+                          pool: int = 50) -> torch.Tensor:  # fmt: skip
+    """The post indices of batch `step` when each batch holds posts of similar length.
+
+    Epoch e is a seeded shuffle of the posts (the `n % batch` it cannot fill a batch with
+    wait for a later epoch), cut into pools of `pool` batches; each pool is sorted by
+    length and cut into batches, and the epoch's batches are visited in a second seeded
+    shuffle. A batch is padded to its own longest post, which is now close to its
+    shortest: on short reviews with a long tail, a fraction of the padding of random draws.
+    """
+    n = len(lengths)
+    per_epoch = n // batch
+    if per_epoch == 0:  # fewer posts than one batch: nothing to sort
+        return epoch_indices(n, batch, seed, step)
+    epoch, b = divmod(step, per_epoch)
+    generator = torch.Generator().manual_seed(seed + epoch)
+    order = torch.randperm(n, generator=generator)[: per_epoch * batch]
+    pool_id = torch.arange(len(order)) // (pool * batch)
+    key = pool_id * (int(lengths.max()) + 1) + lengths[order]  # by pool, then by length
+    batches = order[torch.argsort(key, stable=True)].view(per_epoch, batch)
+    return batches[torch.randperm(per_epoch, generator=generator)[b]]
+
+
 def train_batch(dataset: Dataset, cfg: TrainConfig, step: int, rank: int = 0, world: int = 1):
     """This process's share of step `step`'s global batch: (model inputs, targets).
 
@@ -371,12 +395,17 @@ def train_batch(dataset: Dataset, cfg: TrainConfig, step: int, rank: int = 0, wo
     Masked-token step (`objective_at`): the same windows through `mask_tokens`: inputs
     (corrupted x, picked) and targets, the originals at the picked positions, else IGNORE.
     Classifier: inputs (ids, mask), both (b, T), right-padded, and targets the class ids
-    (b,): the next posts of seeded per-epoch shuffles.
+    (b,): the next posts of seeded per-epoch shuffles (`--batch-by-length`: of similar
+    length, `length_sorted_indices`).
     """
     per_rank = cfg.batch_size // world
     share = slice(rank * per_rank, (rank + 1) * per_rank)
     if cfg.task != "lm":  # a classifier
-        rows = epoch_indices(len(dataset.train_ids), cfg.batch_size, cfg.seed, step)[share]
+        if cfg.batch_by_length:
+            lengths = torch.tensor([len(ids) for ids in dataset.train_ids])
+            rows = length_sorted_indices(lengths, cfg.batch_size, cfg.seed, step)[share]
+        else:
+            rows = epoch_indices(len(dataset.train_ids), cfg.batch_size, cfg.seed, step)[share]
         ids, mask = pad_batch([dataset.train_ids[i] for i in rows], dataset.tokenizer.pad_id)
         targets = torch.tensor([dataset.train_labels[i] for i in rows], dtype=torch.long)
         return (ids, mask), targets

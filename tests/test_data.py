@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,9 @@ from minillm.data import (
     class_weights,
     encode_for_classification,
     encode_stream,
+    epoch_indices,
     label_ids,
+    length_sorted_indices,
     lm_batch,
     pad_batch,
     prepare_data,
@@ -157,6 +160,34 @@ def test_classifier_batches_walk_seeded_epochs_and_split_over_ranks(tmp_path) ->
     (whole, _), labels = train_batch(dataset, cfg, 2)
     shares = [train_batch(dataset, cfg, 2, rank, world=2) for rank in (0, 1)]
     assert torch.equal(torch.cat([t for _, t in shares]), labels)  # ranks split one batch
+    by_length = replace(cfg, batch_by_length=True)
+    (ids, mask), _ = train_batch(dataset, by_length, 2)
+    lengths = mask.sum(1)
+    assert ids.shape[0] == 8 and int(lengths.max()) - int(lengths.min()) <= 3  # alike
+    shares = [train_batch(dataset, by_length, 2, rank, world=2) for rank in (0, 1)]
+    assert torch.equal(torch.cat([ids for (ids, _), _ in shares]), ids)
+
+
+def test_batches_by_length_pad_less_and_still_walk_seeded_epochs() -> None:
+    rng = np.random.default_rng(0)
+    lengths = torch.tensor(rng.integers(3, 120, size=1003))  # 1003 = 12 batches of 80 + 43
+    batch, per_epoch = 80, 1003 // 80
+    epoch = [
+        length_sorted_indices(lengths, batch, seed=7, step=s, pool=4) for s in range(per_epoch)
+    ]
+    flat = torch.cat(epoch)
+    assert all(len(rows) == batch for rows in epoch) and len(set(flat.tolist())) == len(flat)
+    nxt = torch.cat([length_sorted_indices(lengths, batch, 7, s, pool=4) for s in range(12, 24)])
+    assert set(nxt.tolist()) != set(flat.tolist()), "another epoch leaves out other posts"
+    assert torch.equal(length_sorted_indices(lengths, batch, 7, 3, 4), epoch[3])  # (seed, step)
+    padded = sum(int(lengths[rows].max()) * batch for rows in epoch)
+    drawn = [epoch_indices(1003, batch, 7, s) for s in range(per_epoch)]
+    padded_random = sum(int(lengths[rows].max()) * batch for rows in drawn)
+    assert padded < 0.7 * padded_random, "a pool sorted by length pads far less"
+    first = [int(lengths[rows[0]]) for rows in epoch[:4]]
+    assert first != sorted(first), "the batches are visited in shuffled order"
+    small = length_sorted_indices(lengths[:5], 8, seed=7, step=0)  # fewer posts than a batch
+    assert torch.equal(small, epoch_indices(5, 8, 7, 0))
 
 
 def test_lm_batches_are_a_function_of_seed_and_step() -> None:
