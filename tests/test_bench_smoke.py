@@ -177,3 +177,50 @@ def test_tweeteval_script_smoke(tmp_path):
              "stance-abortion", "stance-atheism"]  # fmt: skip
     for name in names:
         assert (tmp_path / "out" / f"{name}.pt").is_file(), name
+
+
+def fake_zh_reviews(root: Path) -> Path:
+    """A made-up online_shopping_10_cats folder: train.csv and dev.csv, text,label,cat."""
+    good = [
+        "质量很好，物流也快",
+        "这家酒店干净又安静",
+        "手机拍照清晰，ｉＰｈｏｎｅ都比不上",
+        "书很好看[赞]",
+    ]
+    bad = [
+        "@客服小王 一直不回复，差评",
+        "水果坏了一半，退货http://t.cn/A6x9吧",
+        "热水器漏水",
+        "太差了！！",
+    ]
+    root.mkdir(parents=True)
+    for name, n in (("train.csv", 120), ("dev.csv", 40)):
+        rows = ["text,label,cat"]
+        for i in range(n):
+            text, label = (good[i % 4], "positive") if i % 2 else (bad[i % 4], "negative")
+            rows.append(f"{text}{i},{label},书籍")
+        (root / name).write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return root
+
+
+@pytest.mark.slow
+def test_zh_sentiment_script_smoke(tmp_path):
+    zh = fake_zh_reviews(tmp_path / "zh")
+    env = {"ZH": str(zh), "PRETRAIN_MIN": "0.05", "FINETUNE_MIN": "0.05", "VOCAB": "400"}
+    out = run_shell("zh_sentiment.sh", str(tmp_path / "out"), env=env)
+    *_, accuracy, macro_f1 = out.strip().splitlines()
+    assert accuracy.startswith("dev_accuracy=") and 0 <= float(accuracy.split("=")[1]) <= 1
+    assert macro_f1.startswith("dev_macro_f1=") and 0 <= float(macro_f1.split("=")[1]) <= 1
+    ckpt = load_checkpoint(tmp_path / "out" / "zh_sentiment.pt")
+    assert ckpt["label_names"] == ["negative", "positive"] and ckpt["metric"] == "accuracy"
+
+
+@pytest.mark.slow
+def test_zh_tokens_script_smoke(tmp_path):
+    zh = fake_zh_reviews(tmp_path / "zh")
+    out = run_shell("zh_tokens.sh", str(tmp_path / "out"), "0.02", env={"ZH": str(zh)})
+    rows = [line for line in out.splitlines() if line.startswith("| ")]
+    assert [row.split("|")[1].strip() for row in rows[1:]] == [
+        "char", "bpe-1024", "bpe-2048", "bpe-4096", "bpe-8192", "bpe-16384"
+    ]  # fmt: skip
+    assert out.strip().splitlines()[-1].startswith("best=")
