@@ -1,4 +1,5 @@
-# Sourced by bench/sentiment.sh and bench/tweeteval.sh: one stage of a benchmark.
+# Sourced by bench/sentiment.sh, bench/tweeteval.sh and bench/zh_sentiment.sh: one stage of
+# a benchmark.
 #
 #   train_stage NAME FLAGS...   runs train.py into $OUT/NAME with the settings every stage
 #                               shares, its output in $OUT/NAME.log (whose tail is shown if

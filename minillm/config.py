@@ -62,6 +62,8 @@ def flag(default: Any, help: str, group: str, **argparse_options: Any) -> Any:
     return field(default=default, metadata={"help": help, "group": group, **argparse_options})
 
 
+LENGTH_POOL = 50  # --batch-by-length: how many batches' posts are sorted by length together
+
 DATA, RUN, MODEL, OPTIM, HARDWARE = (
     "task and data", "run", "model (default: from the preset)", "optimisation", "hardware",
 )  # fmt: skip
@@ -192,8 +194,8 @@ class TrainConfig:
     batch_by_length: bool = flag(
         False,
         "classifiers: fill each batch with posts of similar length (each epoch's shuffle "
-        "sorted in pools of 50 batches), so batches carry less padding; faster when "
-        "lengths vary",
+        f"sorted in pools of {LENGTH_POOL} batches), so batches carry less padding; faster "
+        "when lengths vary",
         OPTIM,
         action="store_true",
     )

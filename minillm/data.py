@@ -33,7 +33,7 @@ from typing import TypeVar
 import numpy as np
 import torch
 
-from minillm.config import TrainConfig
+from minillm.config import LENGTH_POOL, TrainConfig
 from minillm.formats import DataError, Post, read_posts
 from minillm.normalize import normalize_post
 from minillm.tokenizer import BPE_TRAINING_CHARS, Tokenizer
@@ -366,13 +366,13 @@ def epoch_indices(n_items: int, batch: int, seed: int, step: int) -> torch.Tenso
 
 
 def length_sorted_indices(lengths: torch.Tensor, batch: int, seed: int, step: int,
-                          pool: int = 50) -> torch.Tensor:  # fmt: skip
+                          pool: int = LENGTH_POOL) -> torch.Tensor:  # fmt: skip
     """The post indices of batch `step` when each batch holds posts of similar length.
 
     Epoch e is a seeded shuffle of the posts (the `n % batch` it cannot fill a batch with
-    wait for a later epoch), cut into pools of `pool` batches; each pool is sorted by
-    length and cut into batches, and the epoch's batches are visited in a second seeded
-    shuffle. A batch is padded to its own longest post, which is now close to its
+    are left out of it: each epoch leaves out a different few), cut into pools of `pool`
+    batches; each pool is sorted by length and cut into batches, and the epoch's batches
+    are visited in a second seeded shuffle. A batch is padded to its own longest post, which is now close to its
     shortest: on short reviews with a long tail, a fraction of the padding of random draws.
     """
     n = len(lengths)

@@ -151,7 +151,8 @@ def generate_text(
 
     An empty prompt starts a new post from nothing. Only tokens that keep the text valid
     UTF-8 are drawn (`Utf8Guard`): one byte-level token can hold part of a character,
-    and the model's own choice could follow it with bytes that do not complete it. `on_text`
+    and the model's own choice could follow it with bytes that do not complete it; a
+    character still unfinished when `max_new_tokens` runs out is left out. `on_text`
     receives the text as it grows, a few characters at a time, never half a character:
     a character goes out once its last byte is in, so the pieces join to the returned text.
     """
@@ -176,6 +177,8 @@ def generate_text(
             on_text(text[len(shown) :])
             shown = text
     text = tokenizer.decode(new)
+    if guard.state != 0:  # max_new_tokens ran out mid-character: leave its first bytes out
+        text = text.removesuffix("\ufffd")
     if on_text and len(text) > len(shown):
         on_text(text[len(shown) :])
     return prompt + text

@@ -15,7 +15,8 @@ The same rules read Chinese platforms (Weibo, WeChat, Douyin, shopping reviews):
   * `#话题#` topics and bracketed emoticon codes (`[哈哈]`, `[泪]`) are kept as they are,
     so the tokenizer can learn them whole;
   * full-width letters and digits (`ｉＰｈｏｎｅ１５`, U+FF10-FF19, U+FF21-FF3A, U+FF41-FF5A)
-    become `iPhone15`, as NFKC would fold them.
+    become `iPhone15`, as NFKC would fold them, and so does a full-width `＠` (U+FF20),
+    which a Chinese keyboard in full-width mode types, so `＠小明` is a mention too.
 
 Why not NFKC on everything: it is not safe for Chinese text. It turns the full-width
 punctuation Chinese is written with (`，！？：（）`) into ASCII, `…` into `...`, `①` into
@@ -24,9 +25,10 @@ difference between a Chinese and an English sentence. Only the letters and digit
 two widths mean the same, are folded.
 
 Where the rules can be wrong: a link whose path is written in raw Chinese characters
-(rare; browsers percent-encode them) is cut at its first such character, and a Weibo
-name followed by text with no space or punctuation (`@小明你好`) takes the text with it,
-as Weibo's own parser does.
+(rare; browsers percent-encode them) is cut at its first such character; a Weibo name
+followed by text with no space or punctuation (`@小明你好`) takes the text with it, as
+Weibo's own parser does, and so takes a link glued to it (`@小明http://t.cn/x` is
+`@user`); an e-mail address whose name is not ASCII (`张三@qq.com`) reads as a mention.
 
 Leaves out: anything that would lose information a model can use. Emoji, hashtags, case,
 punctuation, non-Latin scripts and whitespace inside a post are kept as they are. Decoding
@@ -44,11 +46,14 @@ import html.entities
 import re
 import unicodedata
 
-# CJK text and its punctuation: CJK symbols and punctuation (。「」), kana, Han (with the
-# extension blocks), Hangul syllables, compatibility ideographs, full-width forms (，！：).
+# CJK text and its punctuation: Hangul jamo; CJK symbols and punctuation (。「」), kana,
+# Bopomofo, compatibility jamo, enclosed and compatibility forms (㈱ ㎡), Han with its
+# extension blocks; Hangul syllables, compatibility ideographs, vertical forms, full-width
+# forms (，！：). Not the combining marks among them (U+302A-302F, U+3099-309A): a URL
+# must not end just before a mark, or the mark would land on the "p" of "http".
 _CJK = (
-    "\u3000-\u303f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
-    "\uff00-\uffef\U00020000-\U0003ffff"
+    "\u1100-\u11ff\u3000-\u3029\u3030-\u3098\u309b-\u4dbf\u4e00-\u9fff\uac00-\ud7af"
+    "\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef\U00020000-\U0003ffff"
 )
 
 # A URL runs from its scheme to the next whitespace, CJK character or `//@` (a Weibo
@@ -61,7 +66,8 @@ _URL = re.compile(
 
 # A mention is "@" and a name of letters and digits in any script, "_" and inner "-"
 # (Twitter handles are ASCII, Weibo names are not), not preceded by an ASCII handle
-# character, so that e-mail addresses such as me@example.com stay as they are.
+# character, so that e-mail addresses such as me@example.com stay as they are (an
+# address with a non-ASCII name does not; see the module docstring).
 _MENTION = re.compile(r"(?<![A-Za-z0-9_])@\w+(?:-\w+)*")
 
 # An HTML character reference that ends with ";": named (&amp;) or numeric (&#39; &#x27;).
@@ -69,9 +75,9 @@ _MENTION = re.compile(r"(?<![A-Za-z0-9_])@\w+(?:-\w+)*")
 # "I¬ice", and a post is not an HTML page.
 _ENTITY = re.compile(r"&(?:#[0-9]+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);")
 
-# Full-width digits, capitals and small letters (０-９ Ａ-Ｚ ａ-ｚ) to their ASCII forms.
+# Full-width digits, ＠, capitals and small letters (０-９ ＠ Ａ-Ｚ ａ-ｚ) to their ASCII forms.
 _FULL_WIDTH = str.maketrans(
-    {chr(c): chr(c - 0xFEE0) for r in ((0xFF10, 0xFF19), (0xFF21, 0xFF3A), (0xFF41, 0xFF5A))
+    {chr(c): chr(c - 0xFEE0) for r in ((0xFF10, 0xFF19), (0xFF20, 0xFF3A), (0xFF41, 0xFF5A))
      for c in range(r[0], r[1] + 1)}
 )  # fmt: skip
 

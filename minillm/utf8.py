@@ -8,15 +8,14 @@ the middle of the text. The guard follows the bytes generated so far through UTF
 state machine (the well-formed byte sequences of the Unicode Standard, Table 3-7) and
 allows only the tokens whose bytes keep the text valid, and end-of-post only between
 characters; sampling then draws from the model's probabilities renormalised over those
-tokens. Text can still end in the middle of a character when `max_new_tokens` runs out.
+tokens. When `max_new_tokens` runs out in the middle of a character, `state` says so
+(non-zero), and `generate_text` leaves that character's first bytes out.
 
 Leaves out: sampling itself (`minillm.model.sample_next_token`) and streaming the text
 (`minillm.inference.generate_text`, which applies the guard).
 """
 
 from __future__ import annotations
-
-import functools
 
 import torch
 
@@ -52,8 +51,7 @@ def next_state(state: int, byte: int) -> int:
     return after if low <= byte <= high else -1
 
 
-@functools.lru_cache(maxsize=8)
-def _transitions(tokenizer) -> torch.Tensor:
+def transitions(tokenizer) -> torch.Tensor:
     """(N_STATES, vocab_size): the state after each token from each state, -1 = not allowed.
 
     Special tokens are never allowed, except end-of-post between characters."""
@@ -75,7 +73,7 @@ class Utf8Guard:
     """Which tokens may follow the text generated so far; `advance` after each token."""
 
     def __init__(self, tokenizer) -> None:
-        self.table = _transitions(tokenizer)
+        self.table = transitions(tokenizer)
         self.state = 0  # generation starts between characters (after the prompt)
 
     def allowed(self) -> torch.Tensor:

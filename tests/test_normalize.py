@@ -61,6 +61,8 @@ def test_normalize_examples(raw: str, expected: str) -> None:
         ("看（https://example.cn/shop/8821）", "看（http）"),
         ("转发 http://t.cn/A6xK9pQ2//@旅行的小鱼干: 美", "转发 http//@user: 美"),
         ("HTTP://0://@", "http"),  # what is left of a URL cut before //@ is read again
+        ("http://t.cn/Xㄏㄏ ㅋㅋ http://t.cn/Y㎡两百", "httpㄏㄏ ㅋㅋ http㎡两百"),
+        ("＠小明 你好", "@user 你好"),
         # topics and emoticon codes stay whole
         (
             "#双十一# 买到了[哈哈][赞]，#打工人日常#[泪]",
@@ -99,7 +101,8 @@ _PIECES = st.sampled_from(
         "@", "@jo", "x@y", "http://", "https://t.co/", "&", "&amp", "amp;", "&#", "38;",
         "&lt;", ";", "\u037e", "\u0301", "\u0338", "e", "r", "p", " ", "\t", "\n", ".",
         ")", "…", "#", "😀", "\u200d", "🏽", "日", "@小明", "回复@", "//@", "：", "，", "。",
-        "http://t.cn/", "ａ", "Ａ", "１", "&#xFF41;", "-", "_", "[哈哈]", "#话题#",
+        "http://t.cn/", "ａ", "Ａ", "１", "&#xFF41;", "-", "_", "[哈哈]", "#话题#", "\u3099",
+        "\u302a", "＠", "ㄏ", "ㅋ", "㎡", "\u1161",
     ]
 )  # fmt: skip
 _TRICKY = st.lists(st.one_of(_PIECES, st.text(max_size=3)), max_size=16).map("".join)
