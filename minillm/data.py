@@ -23,6 +23,7 @@ Notation: B batch size, T block size (tokens per row).
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -274,6 +275,11 @@ class Dataset:
     val_ids: list[list[int]] = field(default_factory=list)
     val_labels: list[int] = field(default_factory=list)
 
+    @functools.cached_property
+    def train_lengths(self) -> torch.Tensor:
+        """(N,) classifier: the tokens of each training post, for `length_sorted_indices`."""
+        return torch.tensor([len(ids) for ids in self.train_ids])
+
 
 def prepare_data(
     cfg: TrainConfig,
@@ -372,8 +378,9 @@ def length_sorted_indices(lengths: torch.Tensor, batch: int, seed: int, step: in
     Epoch e is a seeded shuffle of the posts (the `n % batch` it cannot fill a batch with
     are left out of it: each epoch leaves out a different few), cut into pools of `pool`
     batches; each pool is sorted by length and cut into batches, and the epoch's batches
-    are visited in a second seeded shuffle. A batch is padded to its own longest post, which is now close to its
-    shortest: on short reviews with a long tail, a fraction of the padding of random draws.
+    are visited in a second seeded shuffle. A batch is padded to its own longest post,
+    which is now close to its shortest: on short reviews with a long tail, a fraction of
+    the padding of random draws.
     """
     n = len(lengths)
     per_epoch = n // batch
@@ -402,8 +409,8 @@ def train_batch(dataset: Dataset, cfg: TrainConfig, step: int, rank: int = 0, wo
     share = slice(rank * per_rank, (rank + 1) * per_rank)
     if cfg.task != "lm":  # a classifier
         if cfg.batch_by_length:
-            lengths = torch.tensor([len(ids) for ids in dataset.train_ids])
-            rows = length_sorted_indices(lengths, cfg.batch_size, cfg.seed, step)[share]
+            rows = length_sorted_indices(dataset.train_lengths, cfg.batch_size, cfg.seed,
+                                         step)[share]  # fmt: skip
         else:
             rows = epoch_indices(len(dataset.train_ids), cfg.batch_size, cfg.seed, step)[share]
         ids, mask = pad_batch([dataset.train_ids[i] for i in rows], dataset.tokenizer.pad_id)

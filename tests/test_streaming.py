@@ -78,7 +78,8 @@ def test_tokenizers_split_chinese_characters(tok):
 
 @pytest.mark.parametrize("text", CHINESE)
 def test_chinese_byte_by_byte_streams_whole_characters(tok, text):
-    ids = [byte_ids(tok)[b] for b in text.encode()]  # every character cut into its bytes
+    single = byte_ids(tok)
+    ids = [single[b] for b in text.encode()]  # every character cut into its bytes
     continuation, pieces = stream(Scripted([*ids, tok.eos_id]), tok, "今天")
     assert continuation == text
     check(continuation, pieces)
@@ -106,7 +107,8 @@ def test_chinese_with_the_tokenizers_own_merges(tok, text):
 )
 def test_invalid_utf8_streams_what_it_returns(tok, raw, expected):
     # what a model without the guard could emit (a scripted one bypasses sampling)
-    ids = [byte_ids(tok)[b] for b in raw]
+    single = byte_ids(tok)
+    ids = [single[b] for b in raw]
     continuation, pieces = stream(Scripted(ids), tok, "好")
     assert continuation == expected
     check(continuation, pieces)
@@ -117,8 +119,9 @@ def test_invalid_utf8_streams_what_it_returns(tok, raw, expected):
 def test_any_token_stream_is_streamed_exactly(tok, data):
     # Random ids, weighted towards the bytes that make up Chinese characters and emoji
     # (lead bytes E4-E9 and F0, continuation bytes 80-BF), plus the tokenizer's own tokens.
-    lead = st.sampled_from([*range(0xE4, 0xEA), 0xF0, 0xFF]).map(lambda b: byte_ids(tok)[b])
-    cont = st.integers(0x80, 0xBF).map(lambda b: byte_ids(tok)[b])
+    single = byte_ids(tok)
+    lead = st.sampled_from([*range(0xE4, 0xEA), 0xF0, 0xFF]).map(single.__getitem__)
+    cont = st.integers(0x80, 0xBF).map(single.__getitem__)
     any_id = st.integers(tok.n_special, tok.vocab_size - 1)
     ids = data.draw(st.lists(st.one_of(lead, cont, cont, any_id), max_size=30))
     continuation, pieces = stream(Scripted(ids), tok, "")
