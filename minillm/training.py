@@ -2,14 +2,14 @@
 
 Holds: AdamW with weight decay on matrices only, warm-up then cosine learning rate, the
 loss, the attention kernel for the training precision, `train_step` (one optimizer step
-with gradient accumulation and clipping; the benchmarks call it too), evaluation,
-`RunState` (step, best score, time spent: what a checkpoint saves and --resume restores),
-`starting_point` (the checked config, and what --resume may change), and `train`:
-keep-best checkpoints that are never non-finite, early stopping, resume, a wall-clock
-budget, Ctrl-C and SIGTERM, torchrun.
+with gradient accumulation and clipping; the benchmarks call it too), `build_model`, and
+`train`: keep-best checkpoints that are never non-finite, early stopping, resume, a
+wall-clock budget, Ctrl-C and SIGTERM, torchrun.
 
 Leaves out: the settings (minillm.config), argument parsing (minillm.cli.train), reading,
-splitting and batching the data (minillm.formats, minillm.data), the --out folder and its
+splitting and batching the data (minillm.formats, minillm.data, minillm.corpus), the
+validation scores (minillm.evaluation), the run's state and what --resume may change
+(minillm.run_state), the stop signals (minillm.stopping), the --out folder and its
 metrics.jsonl (minillm.run_folder), the checkpoint file format (minillm.checkpoint) and
 the process group set-up for torchrun (minillm.distributed).
 """
@@ -18,13 +18,11 @@ from __future__ import annotations
 
 import math
 import signal
-import threading
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
@@ -33,17 +31,15 @@ from minillm import distributed as dist
 from minillm.checkpoint import (
     CheckpointError,
     lm_head_trained,
-    load_checkpoint,
     model_from_checkpoint,
     save_checkpoint,
 )
-from minillm.config import MODEL_FIELDS, TrainConfig, flag_name
+from minillm.config import TrainConfig
 from minillm.data import (
     IGNORE,
     Dataset,
     class_counts,
     class_weights,
-    mask_tokens,
     objective_at,
     prepare_data,
     train_batch,
@@ -56,16 +52,13 @@ from minillm.device import (
     pick_device,
     pick_dtype,
 )
-from minillm.inference import predict_proba, running_versions
-from minillm.metrics import (
-    best_threshold,
-    classification_metrics,
-    format_report,
-    lm_metrics,
-    task_score,
-)
+from minillm.evaluation import eval_line, evaluate, final_report
+from minillm.inference import running_versions
+from minillm.metrics import task_score
 from minillm.model import MiniLM
 from minillm.run_folder import MetricsLog, claim_out_folder
+from minillm.run_state import RunState, starting_point
+from minillm.stopping import Stopped, StopSignal
 from minillm.tokenizer import Tokenizer
 
 # -----------------------------------------------------------------------------
@@ -228,126 +221,6 @@ def step_seed(seed: int, rank: int, step: int) -> int:
 
 
 # -----------------------------------------------------------------------------
-# Evaluation
-
-
-@torch.no_grad()
-def evaluate_lm(model, stream: np.ndarray, n_bytes: int, block: int, device, dtype) -> dict:
-    """Loss, perplexity and bits per byte over the whole validation stream, every token once.
-
-    `stream` starts with an end-of-post token, so the first post's first token is predicted
-    too; `n_bytes` counts each post's UTF-8 bytes plus one byte per end-of-post.
-    """
-    model.eval()
-    tokens = torch.from_numpy(stream.astype(np.int64))
-    total_nll, n_tokens = 0.0, 0
-    windows = [(s, min(s + block, len(tokens) - 1)) for s in range(0, len(tokens) - 1, block)]
-    for i in range(0, len(windows), 32):
-        chunk = windows[i : i + 32]
-        width = max(e - s for s, e in chunk)
-        x = torch.zeros(len(chunk), width, dtype=torch.long)
-        y = torch.full((len(chunk), width), -100, dtype=torch.long)  # -100: ignored
-        for r, (s, e) in enumerate(chunk):
-            x[r, : e - s] = tokens[s:e]
-            y[r, : e - s] = tokens[s + 1 : e + 1]
-        with autocast(device, dtype):
-            logits = model(x.to(device))
-        nll = F.cross_entropy(
-            logits.float().flatten(0, 1), y.to(device).flatten(), ignore_index=-100, reduction="sum"
-        )
-        total_nll += nll.item()
-        n_tokens += int((y != -100).sum())
-    model.train()
-    return lm_metrics(total_nll, n_tokens, n_bytes)
-
-
-@torch.no_grad()
-def evaluate_masked(model, stream: np.ndarray, block: int, cfg: TrainConfig, tokenizer, device,
-                    dtype) -> dict:  # fmt: skip
-    """Masked-token loss and accuracy over the validation stream: its windows of `block`
-    tokens, each corrupted by `mask_tokens` with a fixed seed, so every evaluation of a
-    run (and every run) hides the same tokens."""
-    model.eval()
-    generator = torch.Generator().manual_seed(0)
-    tokens = torch.from_numpy(stream.astype(np.int64))
-    total_nll, n_right, n_picked = 0.0, 0, 0
-    for start in range(0, len(tokens), 32 * block):
-        chunk = tokens[start : start + 32 * block]
-        x = torch.nn.functional.pad(chunk, (0, -len(chunk) % block)).view(-1, block)  # pad: 0
-        inputs, targets = mask_tokens(x, tokenizer, cfg.mask_rate, cfg.mask_random,
-                                      cfg.mask_keep, generator)  # fmt: skip
-        picked = targets != IGNORE
-        with autocast(device, dtype):
-            logits = model.masked_logits(inputs.to(device), picked.to(device)).float()
-        y = targets[picked].to(device)
-        total_nll += F.cross_entropy(logits, y, reduction="sum").item()
-        n_right += int((logits.argmax(-1) == y).sum())
-        n_picked += len(y)
-    model.train()
-    return {"masked_loss": total_nll / n_picked, "masked_accuracy": n_right / n_picked}
-
-
-def evaluate_classifier(model, encoded, labels, label_names, pad_id, device, dtype) -> dict:
-    """Loss, accuracy, macro-recall (the SemEval metric), macro-F1, per-class recall."""
-    probs = predict_proba(model, encoded, pad_id, device, dtype)
-    return classifier_scores(probs, labels, label_names)
-
-
-def classifier_scores(probs: torch.Tensor, labels, label_names) -> dict:
-    """`evaluate_classifier`'s scores from class probabilities (N, K) already computed."""
-    target = torch.tensor(labels)
-    loss = F.nll_loss(probs.clamp_min(1e-12).log(), target).item()
-    metrics = classification_metrics(labels, probs.argmax(-1).tolist(), label_names)
-    return {"loss": loss, **metrics}
-
-
-def evaluate(model: MiniLM, dataset: Dataset, cfg: TrainConfig, device, dtype) -> dict:
-    """The validation metrics of the run's task: a classifier's scores; a language model's
-    next-token loss and bits per byte and, with a masked objective, the masked-token
-    loss and accuracy."""
-    if dataset.label_names:
-        return evaluate_classifier(model, dataset.val_ids, dataset.val_labels,
-                                   dataset.label_names, dataset.tokenizer.pad_id, device, dtype)  # fmt: skip
-    block = model.config.block_size
-    scores = evaluate_lm(model, dataset.val_stream, dataset.val_bytes, block, device, dtype)
-    if cfg.objective != "causal":
-        scores.update(evaluate_masked(model, dataset.val_stream, block, cfg, dataset.tokenizer,
-                                      device, dtype))  # fmt: skip
-    return scores
-
-
-# -----------------------------------------------------------------------------
-# What a run carries from step to step
-
-
-@dataclass
-class RunState:
-    """Where a run stands; saved in every checkpoint (as top-level keys), restored by --resume."""
-
-    step: int = 0  # optimizer steps taken
-    elapsed_s: float = 0.0  # training seconds spent, over every session of the run
-    best_metric: float | None = None  # the best validation score so far
-    best_step: int = -1  # the step that scored it (best.pt)
-    evals_since_best: int = 0  # evaluations since then, for --patience
-
-    @classmethod
-    def from_checkpoint(cls, ckpt: dict) -> RunState:
-        return cls(ckpt["step"], ckpt["elapsed_s"], ckpt["best_metric"], ckpt["best_step"],
-                   ckpt.get("evals_since_best", 0))  # fmt: skip
-
-    def record(self, value: float, higher_is_better: bool) -> bool:
-        """Note an evaluation's score; True if it is the best so far."""
-        improved = self.best_metric is None or (
-            value > self.best_metric if higher_is_better else value < self.best_metric
-        )
-        if improved:
-            self.best_metric, self.best_step, self.evals_since_best = value, self.step, 0
-        else:
-            self.evals_since_best += 1
-        return improved
-
-
-# -----------------------------------------------------------------------------
 # The run
 
 
@@ -373,94 +246,6 @@ def train(cfg: TrainConfig, log=print, status=None) -> Path:
         return best
     finally:
         dist.teardown()
-
-
-# What a resumed run may take from its command line; every other setting is the saved run's.
-# The budget and the hardware do not change the run's arithmetic (see README: resume).
-RESUME_MAY_CHANGE = ("max_steps", "max_minutes", "eval_interval", "log_interval", "patience",
-                     "device", "dtype", "compile", "num_threads")  # fmt: skip
-
-
-def starting_point(cfg: TrainConfig, world: int = 1, log=print) -> tuple[TrainConfig, dict | None]:
-    """The run's resolved, checked config, and the checkpoint it starts from (--resume,
-    --init-from); reads no data, so every mistake in the flags shows at once.
-
-    A resumed run continues as it was configured (`resumed_config`). A run that starts
-    from a checkpoint takes the trunk's shape from it, not from the preset.
-    """
-    if cfg.resume and (cfg.init_from or cfg.overwrite):
-        other = "--init-from" if cfg.init_from else "--overwrite"
-        raise ValueError(f"--resume continues the run in --out; {other} starts another: "
-                         f"give one of them")  # fmt: skip
-    ckpt = None
-    if cfg.resume:
-        last_path = Path(cfg.out) / "last.pt"
-        if not last_path.is_file():
-            raise CheckpointError(f"--resume: no checkpoint to resume at {last_path}")
-        ckpt = load_checkpoint(last_path)
-        cfg = resumed_config(TrainConfig.from_dict(ckpt["train_config"]), cfg, last_path, log)
-    elif cfg.init_from:
-        ckpt = load_checkpoint(cfg.init_from)
-    if ckpt:
-        shape = ckpt["model_config"]
-        cfg = replace(cfg, **{k: shape[k] for k in MODEL_FIELDS if k != "dropout"})
-    cfg = cfg.resolved()
-    cfg.check_shape()
-    if cfg.batch_size % (world * cfg.grad_accum):
-        raise ValueError(
-            f"--batch-size {cfg.batch_size} must divide evenly into {world} process(es) x "
-            f"--grad-accum {cfg.grad_accum} micro-batches"
-        )
-    return cfg, ckpt
-
-
-def resumed_config(saved: TrainConfig, given: TrainConfig, path: Path, log) -> TrainConfig:
-    """The saved run's config with what this command line may change (RESUME_MAY_CHANGE).
-
-    A flag given with a value other than the saved run's and not in that list (another
-    model shape, learning rate or data, say) cannot be honoured by a resumed run: an
-    error says so. Both sets are logged: the saved run's settings and what is new.
-    """
-    default = TrainConfig()
-    anew = {name: getattr(given, name) for name in RESUME_MAY_CHANGE
-            if getattr(given, name) != getattr(default, name) or name == "max_minutes"}  # fmt: skip
-    for f in fields(TrainConfig):
-        value = getattr(given, f.name)
-        if f.name in (*RESUME_MAY_CHANGE, "resume", "out") or value == getattr(default, f.name):
-            continue  # not given, or free to change
-        if value != getattr(saved, f.name):
-            raise ValueError(
-                f"--resume: {_flags({f.name: value})} differs from the run in {path} "
-                f"({_flags({f.name: getattr(saved, f.name)}) or 'not set'}), and a resumed "
-                f"run keeps its settings; drop the flag, or start a new run from it with "
-                f"--init-from {path} --out NEW"
-            )
-    cfg = replace(saved, resume=True, overwrite=False, out=given.out, **anew)
-    preset = TrainConfig(preset=saved.preset).resolved()
-    kept = {f.name: getattr(saved, f.name) for f in fields(TrainConfig)
-            if f.name in ("task", "preset") or (f.name not in (*RESUME_MAY_CHANGE, "resume", "out",
-            "overwrite") and getattr(saved, f.name) != getattr(preset, f.name))}  # fmt: skip
-    changed = {k: v for k, v in anew.items() if v != getattr(saved, k)}
-    log(f"resume: from {path}: {_flags(kept)} (every other setting: the preset's or the default)")
-    log(f"resume: from this command line: {_flags(changed) or 'nothing new'}")
-    return cfg
-
-
-def _flags(settings: dict) -> str:
-    """Settings as the flags that give them: {"task": "lm", "data": ("a", "b")} ->
-    "--task lm --data a --data b"; a switch shows by its name alone."""
-    parts = []
-    for name, value in settings.items():
-        flag = flag_name(name)
-        if isinstance(value, bool):
-            parts += [flag] if value != TrainConfig.__dataclass_fields__[name].default else []
-        elif isinstance(value, tuple) and name in ("data", "val"):
-            parts += [f"{flag} {v}" for v in value]
-        elif isinstance(value, tuple):
-            parts.append(f"{flag} {','.join(value)}")
-        elif value is not None:
-            parts.append(f"{flag} {value:g}" if isinstance(value, float) else f"{flag} {value}")
-    return " ".join(parts)
 
 
 def build_model(cfg: TrainConfig, dataset: Dataset, ckpt: dict | None, device, dtype, *,
@@ -663,7 +448,7 @@ def evaluate_and_save(*, cfg, dataset, model, averaged, optimizer, state, metric
                             + good_checkpoints(out, state))  # fmt: skip
     value = task_score(scores, key) if cfg.task != "lm" else scores[key]
     improved = state.record(value, higher_is_better)
-    log(_eval_line(state.step, scores, cfg.metric) + ("  (best)" if improved else ""))
+    log(eval_line(state.step, scores, cfg.metric) + ("  (best)" if improved else ""))
     for_inference = {
         "model_config": asdict(model.config),
         "model": evaluated.state_dict(),
@@ -706,56 +491,12 @@ def good_checkpoints(out: Path, state: RunState) -> str:
             f"and {last} (the latest state, for --resume).")  # fmt: skip
 
 
-def final_report(cfg, rows, best_path, dataset: Dataset, device, dtype, log) -> None:
-    """Plots (loss curves; for a classifier the best model's confusion matrix) and its report."""
-    from minillm.plots import plot_confusion, plot_losses
-
-    out = Path(cfg.out)
-    classifier = cfg.task != "lm"
-    if rows:
-        val_key = "masked_loss" if cfg.objective != "causal" else "loss"
-        plot_losses(rows, out / "loss.png", title=f"minillm {cfg.task} ({cfg.preset})",
-                    val_key=val_key)  # fmt: skip
-    if classifier and best_path.exists():
-        best = load_checkpoint(best_path)
-        model = model_from_checkpoint(best, best_path).to(device)
-        probs = predict_proba(model, dataset.val_ids, dataset.tokenizer.pad_id, device, dtype)
-        scores = classifier_scores(probs, dataset.val_labels, dataset.label_names)
-        if len(dataset.label_names) == 2:  # the decision point, saved as sample.py's default
-            threshold, score = best_threshold(probs[:, 1], dataset.val_labels,
-                                              dataset.label_names, cfg.metric)  # fmt: skip
-            save_checkpoint({**best, "threshold": threshold}, best_path)
-            log(f"threshold: {dataset.label_names[1]} from probability {threshold:.3f}, the best "
-                f"{cfg.metric} on validation ({score:.4f}; {task_score(scores, cfg.metric):.4f} "
-                f"for the likelier class); saved in {best_path}")  # fmt: skip
-        plot_confusion(scores["confusion"], dataset.label_names, out / "confusion.png",
-                       title="validation confusion matrix (best checkpoint)")  # fmt: skip
-        log(format_report(scores, dataset.label_names, cfg.metric))
-    log(
-        f"wrote {out / 'metrics.jsonl'}, {out / 'loss.png'}"
-        + (f", {out / 'confusion.png'}" if classifier else "")
-    )
-
-
 def _progress_line(state: RunState, cfg: TrainConfig, loss: float, lr: float, tps: float) -> str:
     left = state.elapsed_s / state.step * (cfg.max_steps - state.step)
     if cfg.max_minutes:
         left = min(left, max(cfg.max_minutes * 60 - state.elapsed_s, 0.0))
     return (f"step {state.step:>5}/{cfg.max_steps}  loss {loss:.4f}  lr {lr:.2e}  "
             f"{tps:,.0f} tok/s  {_clock(state.elapsed_s)} elapsed, ~{_clock(left)} left")  # fmt: skip
-
-
-def _eval_line(step: int, m: dict, metric: str | None) -> str:
-    """One evaluation: a classifier's scores (its --metric too, if it is not among them),
-    or a language model's loss, perplexity and bits per byte."""
-    if metric:
-        line = (f"eval step {step}: loss {m['loss']:.4f}  accuracy {m['accuracy']:.3f}  "
-                f"macro-recall {m['macro_recall']:.3f}  macro-F1 {m['macro_f1']:.3f}")  # fmt: skip
-        return line if metric in m else f"{line}  {metric} {task_score(m, metric):.3f}"
-    line = f"eval step {step}: loss {m['loss']:.4f}  ppl {m['ppl']:.2f}  bpb {m['bpb']:.4f}"
-    if "masked_loss" in m:
-        line += f"  masked loss {m['masked_loss']:.4f}  masked accuracy {m['masked_accuracy']:.3f}"
-    return line
 
 
 def _scalars(metrics: dict) -> dict:
@@ -765,35 +506,3 @@ def _scalars(metrics: dict) -> dict:
 def _clock(seconds: float) -> str:
     m, s = divmod(int(seconds), 60)
     return f"{m}:{s:02d}"
-
-
-class Stopped(KeyboardInterrupt):
-    """The run stopped cleanly on Ctrl-C or SIGTERM; the exit code is 128 + `signum`."""
-
-    def __init__(self, message: str, signum: int) -> None:
-        super().__init__(message)
-        self.signum = signum
-
-
-class StopSignal:
-    """Ctrl-C (SIGINT) or SIGTERM asks the loop to stop after the current step, so the
-    state it then saves is a whole step, exactly resumable. A second one stops at once,
-    without saving: the last checkpoint on disk stays as it was."""
-
-    def __init__(self, log) -> None:
-        self.requested, self.signum = False, signal.SIGINT
-        self.log = log
-        self.previous = {}
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self.previous[sig] = signal.signal(sig, self._handle)
-
-    def _handle(self, signum, frame) -> None:
-        if self.requested:
-            raise Stopped("stopped without saving", signum)
-        self.requested, self.signum = True, signum
-        self.log("\nstopping after this step to save (Ctrl-C again to quit without saving)")
-
-    def restore(self) -> None:
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)

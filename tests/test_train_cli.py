@@ -18,7 +18,7 @@ from test_training import POSTS, ROOT, quiet
 from test_training import config as training_config
 
 import minillm
-from minillm import training
+from minillm import stopping
 from minillm.checkpoint import load_checkpoint
 from minillm.cli import run_command
 from minillm.cli import train as train_cli
@@ -248,7 +248,7 @@ def test_run_command_exit_codes(capsys):
     assert run_command(raises(BrokenPipeError())) == 0
     assert run_command(raises(ValueError("--x must be 1"))) == 2
     assert capsys.readouterr().err == "error: --x must be 1\n"
-    assert run_command(raises(training.Stopped("stopped by SIGTERM", signal.SIGTERM))) == 143
+    assert run_command(raises(stopping.Stopped("stopped by SIGTERM", signal.SIGTERM))) == 143
     assert run_command(raises(KeyboardInterrupt())) == 130
     assert run_command(raises(TrainingError("diverged")), (TrainingError,)) == 2
 
