@@ -19,7 +19,6 @@ and any caching: reading all of the shared data folder (134k posts) takes a few 
 from __future__ import annotations
 
 import csv
-import io
 import json
 import re
 from collections import Counter
@@ -117,25 +116,29 @@ def _read_text(path: Path) -> str:
     return text
 
 
-def decode_utf8(raw: bytes, path: Path | str) -> str:
+def decode_utf8(raw: bytes, path: Path | str, first_line: int = 1) -> str:
     """`raw` as UTF-8 text, less the byte-order mark some editors write first.
 
     Anything that is not UTF-8 text is a DataError naming the file and the line of the
     first bad byte: a NUL byte (no text file holds one: a binary file, or UTF-16 without
     a byte-order mark, which puts one in every ASCII character), a UTF-16 byte-order
     mark, or bytes that are not UTF-8 (a Latin-1 or Windows-1252 file, say).
+    `first_line` is the line `raw` starts on, when it is a later piece of a file
+    (`_lines`); only a file's first piece can start with a byte-order mark.
     """
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+    at_start = first_line == 1
+    if at_start and raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         message = "UTF-16 text (it starts with a UTF-16 byte-order mark): minillm reads UTF-8"
         raise _error(path, f"{message}; convert it first, e.g. iconv -f UTF-16 -t UTF-8", 1)
     nul = raw.find(b"\x00")
     if nul >= 0:
         message = "NUL byte in the text: a binary file, or UTF-16? minillm reads UTF-8"
-        raise _error(path, message, raw.count(b"\n", 0, nul) + 1)
+        raise _error(path, message, raw.count(b"\n", 0, nul) + first_line)
     try:
-        return raw.decode("utf-8").removeprefix("\ufeff")
+        text = raw.decode("utf-8")
+        return text.removeprefix("\ufeff") if at_start else text
     except UnicodeDecodeError as err:
-        line = raw.count(b"\n", 0, err.start) + 1
+        line = raw.count(b"\n", 0, err.start) + first_line
         bad = raw[err.start]
         raise _error(path, f"byte 0x{bad:02x} is not valid UTF-8 ({err.reason})", line) from None
 
@@ -150,6 +153,53 @@ def split_lines(text: str) -> list[str]:
     if lines[-1] == "":
         lines.pop()
     return [line.removesuffix("\r") for line in lines]
+
+
+CHUNK_BYTES = 8 << 20  # what `_lines` reads at a time: bounds memory, whatever the file size
+
+
+def _lines(path: Path, keepends: bool = False, on_bytes=None) -> Iterator[str]:
+    """The lines of a UTF-8 file, as `split_lines(_read_text(path))` gives them (with
+    their "\\n" kept if `keepends`, for the csv module), read `CHUNK_BYTES` at a time so
+    memory does not grow with the file. Errors are `_read_text`'s, with the same line
+    numbers. `on_bytes(n)`, if given, hears of every n bytes read (a progress line).
+    """
+    try:
+        file = path.open("rb")
+    except FileNotFoundError:
+        raise _error(path, "no such file") from None
+    except OSError as err:
+        raise _error(path, f"cannot read: {err.strerror}") from None
+    line, rest, has_text = 1, b"", False
+    with file:
+        while True:
+            try:
+                piece = file.read(CHUNK_BYTES)
+            except OSError as err:
+                raise _error(path, f"cannot read: {err.strerror}") from None
+            if on_bytes and piece:
+                on_bytes(len(piece))
+            raw = rest + piece
+            cut = len(raw) if not piece else raw.rfind(b"\n") + 1  # whole lines only
+            raw, rest = raw[:cut], raw[cut:]
+            if raw:
+                text = decode_utf8(raw, path, line)
+                has_text = has_text or bool(text.strip())
+                lines = text.split("\n")
+                last = lines.pop()  # "" after a final newline, else the unended last line
+                line += len(lines)
+                if keepends:
+                    yield from (f"{one}\n" for one in lines)
+                    if last:
+                        yield last
+                else:
+                    yield from (one.removesuffix("\r") for one in lines)
+                    if last:
+                        yield last.removesuffix("\r")
+            if not piece:
+                break
+    if not has_text:
+        raise _error(path, "empty file")
 
 
 T = TypeVar("T")
@@ -170,14 +220,14 @@ def _clean(text: str, normalize: bool) -> str:
     return normalize_post(text) if normalize else text
 
 
-def _add_post(posts: list[Post], skipped: Counter, raw_text: str, label: str | None,
-              normalize: bool, source: str) -> None:  # fmt: skip
-    """Append the cleaned post, or count it as skipped when no text is left."""
+def _post(skipped: Counter, raw_text: str, label: str | None, normalize: bool,
+          source: str) -> Iterator[Post]:  # fmt: skip
+    """The cleaned post (yield from it), or none, counted as skipped, when no text is left."""
     text = _clean(raw_text, normalize)
     if not text.strip():  # an empty post: skip it, but the caller keeps counting lines
         skipped["empty text"] += 1
         return
-    posts.append(Post(text, label, source))
+    yield Post(text, label, source)
 
 
 def _check_label(label: str, allowed: Sequence[str] | None, path: Path, line: int) -> None:
@@ -218,14 +268,15 @@ def _read_mapping(path: Path) -> dict[int, str]:
     return names
 
 
-def _read_tweeteval(
+def _tweeteval_posts(
     text_path: Path,
     labels_path: Path,
     mapping_path: Path,
     normalize: bool,
     label_names: Sequence[str] | None,
     status: Status,
-) -> _FileRead:
+    skipped: Counter,
+) -> Iterator[Post]:
     names = _read_mapping(mapping_path)
     texts = split_lines(_read_text(text_path))
     labels = split_lines(_read_text(labels_path))
@@ -236,7 +287,6 @@ def _read_tweeteval(
             f"line N of one must match line N of the other",
             min(len(texts), len(labels)) + 1,
         )
-    posts, skipped = [], Counter()
     for n, (raw_text, raw_label) in _numbered(zip(texts, labels, strict=True), text_path, status):
         try:
             label = names[int(raw_label)]
@@ -247,9 +297,7 @@ def _read_tweeteval(
                 n,
             ) from None
         _check_label(label, label_names, labels_path, n)
-        _add_post(posts, skipped, raw_text, label, normalize, f"{text_path}:{n}")
-    report = FileReport(str(text_path), "tweeteval", len(posts), dict(skipped))
-    return _FileRead(posts, report, [names[i] for i in sorted(names)], declared=True)
+        yield from _post(skipped, raw_text, label, normalize, f"{text_path}:{n}")
 
 
 # -----------------------------------------------------------------------------
@@ -302,12 +350,10 @@ def decode_semeval_text(field: str) -> str:
     return _ESCAPE.sub(_replace_escape, text)
 
 
-def _read_semeval(
-    path: Path, normalize: bool, label_names: Sequence[str] | None, status: Status
-) -> _FileRead:
-    posts, skipped = [], Counter()
+def _semeval_posts(path: Path, normalize: bool, label_names: Sequence[str] | None,
+                   status: Status, skipped: Counter, on_bytes=None) -> Iterator[Post]:  # fmt: skip
     allowed = SEMEVAL_LABELS if label_names is None else label_names
-    for n, line in _numbered(split_lines(_read_text(path)), path, status):
+    for n, line in _numbered(_lines(path, on_bytes=on_bytes), path, status):
         if not line.strip():
             skipped["blank line"] += 1
             continue
@@ -316,9 +362,7 @@ def _read_semeval(
             raise _error(path, f"expected id<TAB>label<TAB>text, found {len(fields)} fields", n)
         label = fields[1].strip()
         _check_label(label, allowed, path, n)
-        _add_post(posts, skipped, decode_semeval_text(fields[2]), label, normalize, f"{path}:{n}")
-    report = FileReport(str(path), "semeval", len(posts), dict(skipped))
-    return _FileRead(posts, report, list(SEMEVAL_LABELS), declared=True)
+        yield from _post(skipped, decode_semeval_text(fields[2]), label, normalize, f"{path}:{n}")
 
 
 # -----------------------------------------------------------------------------
@@ -334,23 +378,18 @@ def _label_value(value: object, path: Path, line: int) -> str | None:
     return str(value).strip() or None
 
 
-def _labeled_read(posts: list[Post], path: Path, fmt: str, skipped: Counter) -> _FileRead:
-    """The read of a CSV or JSONL file, whose label set is the labels it shows."""
-    seen = {post.label for post in posts if post.label is not None}
-    report = FileReport(str(path), fmt, len(posts), dict(skipped))
-    return _FileRead(posts, report, _sorted_labels(seen) if seen else None, declared=False)
-
-
-def _read_csv(
+def _csv_posts(
     path: Path,
     normalize: bool,
     text_field: str,
     label_field: str | None,
     label_names: Sequence[str] | None,
     status: Status,
-) -> _FileRead:
-    # newline="" hands line endings to the csv module, so quoted newlines stay in the text
-    reader = csv.reader(io.StringIO(_read_text(path), newline=""))
+    skipped: Counter,
+    on_bytes=None,
+) -> Iterator[Post]:
+    # lines with their ends: the csv module keeps quoted newlines in the text
+    reader = csv.reader(_lines(path, keepends=True, on_bytes=on_bytes))
     try:
         header = [name.strip() for name in next(reader)]
     except csv.Error as err:
@@ -359,7 +398,6 @@ def _read_csv(
         raise _error(path, f"no column {text_field!r} (columns: {', '.join(header)})", 1)
     text_col = header.index(text_field)
     label_col = header.index(label_field) if label_field in header else None
-    posts, skipped = [], Counter()
     rows = _numbered(reader, path, status, unit="rows")
     previous_end = reader.line_num
     while True:
@@ -379,20 +417,20 @@ def _read_csv(
         label = None if label_col is None else _label_value(row[label_col], path, n)
         if label is not None:
             _check_label(label, label_names, path, n)
-        _add_post(posts, skipped, row[text_col], label, normalize, f"{path}:{n}")
-    return _labeled_read(posts, path, "csv", skipped)
+        yield from _post(skipped, row[text_col], label, normalize, f"{path}:{n}")
 
 
-def _read_jsonl(
+def _jsonl_posts(
     path: Path,
     normalize: bool,
     text_field: str,
     label_field: str | None,
     label_names: Sequence[str] | None,
     status: Status,
-) -> _FileRead:
-    posts, skipped = [], Counter()
-    for n, line in _numbered(split_lines(_read_text(path)), path, status):
+    skipped: Counter,
+    on_bytes=None,
+) -> Iterator[Post]:
+    for n, line in _numbered(_lines(path, on_bytes=on_bytes), path, status):
         if not line.strip():
             skipped["blank line"] += 1
             continue
@@ -409,20 +447,17 @@ def _read_jsonl(
         label = None if label_field is None else _label_value(record.get(label_field), path, n)
         if label is not None:
             _check_label(label, label_names, path, n)
-        _add_post(posts, skipped, record[text_field], label, normalize, f"{path}:{n}")
-    return _labeled_read(posts, path, "jsonl", skipped)
+        yield from _post(skipped, record[text_field], label, normalize, f"{path}:{n}")
 
 
-def _read_plain(path: Path, normalize: bool, status: Status) -> _FileRead:
-    posts, skipped = [], Counter()
-    for n, line in _numbered(split_lines(_read_text(path)), path, status):
+def _plain_posts(path: Path, normalize: bool, status: Status, skipped: Counter,
+                 on_bytes=None) -> Iterator[Post]:  # fmt: skip
+    for n, line in _numbered(_lines(path, on_bytes=on_bytes), path, status):
         text = _clean(line, normalize)
         if not text.strip():
             skipped["blank line"] += 1
             continue
-        posts.append(Post(text, None, f"{path}:{n}"))
-    report = FileReport(str(path), "text", len(posts), dict(skipped))
-    return _FileRead(posts, report, None, declared=False)
+        yield Post(text, None, f"{path}:{n}")
 
 
 # -----------------------------------------------------------------------------
@@ -432,7 +467,9 @@ _FORMATS = {".tsv": "semeval", ".csv": "csv", ".jsonl": "jsonl", ".txt": "text"}
 
 
 @dataclass(frozen=True)
-class _Source:
+class Source:
+    """A file `read_posts` reads, in its format (a TweetEval split: two files and a map)."""
+
     format: str
     path: Path
     labels_path: Path | None = None  # TweetEval only
@@ -460,14 +497,12 @@ def _tweeteval_splits(files: list[Path]) -> list[str]:
     return sorted(texts | labels) if texts & labels else []
 
 
-def _tweeteval_source(folder: Path, split: str) -> _Source:
+def _tweeteval_source(folder: Path, split: str) -> Source:
     text_path = folder / f"{split}_text.txt"
-    return _Source("tweeteval", text_path, folder / f"{split}_labels.txt", _find_mapping(folder))
+    return Source("tweeteval", text_path, folder / f"{split}_labels.txt", _find_mapping(folder))
 
 
-def _folder_sources(
-    folder: Path, splits: Sequence[str] | None, ignored: list[str]
-) -> list[_Source]:
+def _folder_sources(folder: Path, splits: Sequence[str] | None, ignored: list[str]) -> list[Source]:
     entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
     files = [p for p in entries if p.is_file()]
     sources, layout = [], set()
@@ -482,7 +517,7 @@ def _folder_sources(
         if f in layout or f.name == "mapping.txt":  # read as part of a TweetEval task
             continue
         if f.suffix.lower() in _FORMATS:
-            sources.append(_Source(_FORMATS[f.suffix.lower()], f))
+            sources.append(Source(_FORMATS[f.suffix.lower()], f))
         else:
             ignored.append(str(f))
     for sub in entries:
@@ -491,7 +526,7 @@ def _folder_sources(
     return sources
 
 
-def _path_sources(path: Path, splits: Sequence[str] | None, ignored: list[str]) -> list[_Source]:
+def _path_sources(path: Path, splits: Sequence[str] | None, ignored: list[str]) -> list[Source]:
     if path.is_dir():
         return _folder_sources(path, splits, ignored)
     if not path.exists():
@@ -504,7 +539,7 @@ def _path_sources(path: Path, splits: Sequence[str] | None, ignored: list[str]) 
         raise _error(path, "is a TweetEval labels file: name its _text.txt file or its folder")
     if path.suffix.lower() not in _FORMATS:
         raise _error(path, "unsupported file type (expected .tsv, .csv, .jsonl, .txt or a folder)")
-    return [_Source(_FORMATS[path.suffix.lower()], path)]
+    return [Source(_FORMATS[path.suffix.lower()], path)]
 
 
 # -----------------------------------------------------------------------------
@@ -574,39 +609,15 @@ def read_posts(
     """
     if not labels and label_names is not None:
         raise ValueError("label_names has no meaning with labels=False")
-    if isinstance(paths, (str, Path)):
-        paths = [paths]
-    splits = [split] if isinstance(split, str) else split
-    ignored: list[str] = []
-    sources: list[_Source] = []
-    for path in paths:
-        sources.extend(_path_sources(Path(path), splits, ignored))
-    if not sources:
-        raise DataError(f"{', '.join(map(str, paths))}: no supported files found")
-    unique = {source.path.resolve(): source for source in reversed(sources)}  # first wins
-    sources = [s for s in sources if unique[s.path.resolve()] is s]
-
+    sources, ignored = find_sources(paths, split)
     reads = []
     status = Status()  # "reading FILE: N lines" on stderr, if it is a terminal
     try:
         for source in sources:
-            if source.format == "tweeteval":
-                assert source.labels_path is not None and source.mapping_path is not None
-                read = _read_tweeteval(source.path, source.labels_path, source.mapping_path,
-                                       normalize, label_names, status)  # fmt: skip
-            elif source.format == "semeval":
-                read = _read_semeval(source.path, normalize, label_names, status)
-            elif source.format == "csv":
-                read = _read_csv(
-                    source.path, normalize, text_field, label_field, label_names, status
-                )
-            elif source.format == "jsonl":
-                read = _read_jsonl(
-                    source.path, normalize, text_field, label_field, label_names, status
-                )
-            else:
-                read = _read_plain(source.path, normalize, status)
-            reads.append(read)
+            skipped: Counter = Counter()
+            posts = list(_source_posts(source, skipped, status, normalize, text_field,
+                                       label_field, label_names))  # fmt: skip
+            reads.append(_file_read(source, posts, skipped))
     finally:
         status.clear()  # before anything else is printed, an error message included
 
@@ -619,3 +630,77 @@ def read_posts(
     else:
         names = _merge_label_sets(reads)
     return ReadResult(posts, names, [read.report for read in reads], ignored)
+
+
+def find_sources(
+    paths: str | Path | Sequence[str | Path], split: str | Sequence[str] | None = None
+) -> tuple[list[Source], list[str]]:
+    """The files `read_posts` reads for `paths` (each once, in its order), and the files
+    of other types it passes by."""
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    splits = [split] if isinstance(split, str) else split
+    ignored: list[str] = []
+    sources: list[Source] = []
+    for path in paths:
+        sources.extend(_path_sources(Path(path), splits, ignored))
+    if not sources:
+        raise DataError(f"{', '.join(map(str, paths))}: no supported files found")
+    unique = {source.path.resolve(): source for source in reversed(sources)}  # first wins
+    return [s for s in sources if unique[s.path.resolve()] is s], ignored
+
+
+def iter_posts(
+    source: Source,
+    skipped: Counter,
+    *,
+    normalize: bool = True,
+    text_field: str = "text",
+    label_field: str | None = "label",
+    on_bytes=None,
+) -> Iterator[Post]:
+    """The posts of one file (of `find_sources`), one at a time, unlabeled, with the
+    checks and the skipping of `read_posts(labels=False)`; rows skipped are counted in
+    `skipped`. Memory does not grow with the file (TweetEval's pair of files aside).
+    `on_bytes(n)` hears of the bytes read, for a progress line."""
+    status = Status()
+    try:
+        for post in _source_posts(source, skipped, status, normalize, text_field,
+                                  label_field, None, on_bytes):  # fmt: skip
+            yield replace(post, label=None) if post.label is not None else post
+    finally:
+        status.clear()
+
+
+def _source_posts(source: Source, skipped: Counter, status: Status, normalize: bool,
+                  text_field: str, label_field: str | None, label_names: Sequence[str] | None,
+                  on_bytes=None) -> Iterator[Post]:  # fmt: skip
+    """The posts of one source file, in its format."""
+    if source.format == "tweeteval":
+        assert source.labels_path is not None and source.mapping_path is not None
+        if on_bytes:
+            on_bytes(source.path.stat().st_size)
+        return _tweeteval_posts(source.path, source.labels_path, source.mapping_path,
+                                normalize, label_names, status, skipped)  # fmt: skip
+    if source.format == "semeval":
+        return _semeval_posts(source.path, normalize, label_names, status, skipped, on_bytes)
+    if source.format in ("csv", "jsonl"):
+        read = _csv_posts if source.format == "csv" else _jsonl_posts
+        return read(source.path, normalize, text_field, label_field, label_names, status,
+                    skipped, on_bytes)  # fmt: skip
+    return _plain_posts(source.path, normalize, status, skipped, on_bytes)
+
+
+def _file_read(source: Source, posts: list[Post], skipped: Counter) -> _FileRead:
+    """What `read_posts` keeps of one file: its posts, its report and its label set
+    (TweetEval's mapping.txt, SemEval's classes, or the labels a CSV or JSONL file shows)."""
+    report = FileReport(str(source.path), source.format, len(posts), dict(skipped))
+    if source.format == "tweeteval":
+        assert source.mapping_path is not None
+        names = _read_mapping(source.mapping_path)
+        return _FileRead(posts, report, [names[i] for i in sorted(names)], declared=True)
+    if source.format == "semeval":
+        return _FileRead(posts, report, list(SEMEVAL_LABELS), declared=True)
+    seen = {post.label for post in posts if post.label is not None}
+    labels = _sorted_labels(seen) if seen else None
+    return _FileRead(posts, report, labels, declared=False)
