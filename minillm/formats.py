@@ -9,7 +9,9 @@ files with one post per line, and folders of any of these (read recursively) -- 
 returns a `ReadResult`: the posts, the label names, and per file how many rows were read
 and how many were skipped, and why. Files are UTF-8 text: `decode_utf8` refuses anything
 else (a NUL byte, UTF-16, Latin-1) with the file and line. On a terminal, a status line
-counts the lines read.
+counts the lines read. For corpora larger than memory, `find_sources` and `iter_posts`
+give the same posts a file and a post at a time (minillm/corpus.py): files are read a few
+megabytes at a time, never whole.
 
 Leaves out: splitting and encoding posts (`minillm/data.py`), tokenisation
 (`minillm/tokenizer.py`), text normalisation (`minillm/normalize.py`), downloading data,
