@@ -232,6 +232,12 @@ class TrainConfig:
         choices=tuple(METRICS),
     )
     eval_interval: int = flag(100, "steps between evaluations and checkpoints", OPTIM)
+    eval_tokens: int = flag(
+        2**20,
+        "language models: tokens each evaluation scores, in evenly spaced fixed windows of the "
+        "validation split (all of it when smaller)",
+        OPTIM,
+    )
     patience: int = flag(
         0,
         "classifiers: stop after this many evaluations without a better --metric, 0 = never",
@@ -266,7 +272,7 @@ class TrainConfig:
                 raise ValueError(
                     f"{flag_name(f.name)} must be one of {', '.join(choices)}, got {value!r}"
                 )
-        for name in ("grad_accum", "max_steps", "eval_interval", "log_interval", "batch_size",
+        for name in ("grad_accum", "max_steps", "eval_interval", "eval_tokens", "log_interval", "batch_size",
                      "num_threads", "n_layer", "n_head", "n_embd", "block_size", "vocab_size"):  # fmt: skip
             _check(self, name, lambda x: x >= 1, "a whole number >= 1")
         for name in ("seed", "warmup_steps", "patience"):

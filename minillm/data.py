@@ -15,7 +15,8 @@ Holds:
     (seed, step): a resumed run draws exactly the batches it would have drawn, and under
     torchrun every rank slices its share out of the same global batch.
 
-Leaves out: reading files (`minillm/formats.py`), tokenisation itself
+Leaves out: reading files (`minillm/formats.py`), prepared token shards
+(`minillm/corpus.py`), tokenisation itself
 (`minillm/tokenizer.py`) and text normalisation (`minillm/normalize.py`).
 
 Notation: B batch size, T block size (tokens per row).
@@ -35,6 +36,7 @@ import numpy as np
 import torch
 
 from minillm.config import LENGTH_POOL, TrainConfig
+from minillm.corpus import TokenShards, corpus_dataset, is_prepared
 from minillm.formats import DataError, Post, read_posts
 from minillm.normalize import normalize_post
 from minillm.tokenizer import BPE_TRAINING_CHARS, Tokenizer
@@ -267,8 +269,10 @@ class Dataset:
 
     tokenizer: Tokenizer
     label_names: list[str] | None  # class names; None for a language model
-    train_stream: np.ndarray | None = None  # LM: every training post, then eos, in one stream
-    val_stream: np.ndarray | None = None  # LM: eos, then every validation post and its eos
+    # LM: every training post, then eos, in one stream (an array, or minillm.corpus's
+    # memory-mapped TokenShards); and eos, then every validation post and its eos
+    train_stream: np.ndarray | TokenShards | None = None
+    val_stream: np.ndarray | TokenShards | None = None
     val_bytes: int = 0  # LM: the bits-per-byte divisor of the validation posts
     train_ids: list[list[int]] = field(default_factory=list)  # classifier: one list per post
     train_labels: list[int] = field(default_factory=list)
@@ -287,10 +291,13 @@ def prepare_data(
     label_names: list[str] | None = None,
     log: Callable[..., None] = print,
 ) -> Dataset:
-    """Read, split, (train the tokenizer,) and encode the posts of a resolved config.
+    """Read, split, (train the tokenizer,) and encode the posts of a resolved config; or,
+    for a folder made by minillm-prepare, memory-map its shards (minillm.corpus).
 
     `tokenizer` and `label_names` come from the checkpoint a run starts from, if any.
     """
+    if any(is_prepared(path) for path in cfg.data):  # tokenised already: memory-mapped
+        return corpus_dataset(cfg, tokenizer, log)
     labeled = cfg.task != "lm"  # a classifier: sentiment or classify
     read_kw = dict(normalize=cfg.normalize, text_field=cfg.text_field, label_field=cfg.label_field)
     labels = dict(label_names=label_names) if labeled else dict(labels=False)

@@ -33,25 +33,44 @@ from minillm.metrics import (
 from minillm.model import MiniLM
 
 
-@torch.no_grad()
-def evaluate_lm(model, stream: np.ndarray, n_bytes: int, block: int, device, dtype) -> dict:
-    """Loss, perplexity and bits per byte over the whole validation stream, every token once.
+def window_starts(n_tokens: int, block: int, max_tokens: int | None) -> np.ndarray:
+    """Where the validation windows start: every `block` tokens of a stream of `n_tokens`
+    (each token predicted once), or, when that is more than `max_tokens` predictions,
+    `max_tokens // block` of those windows spread evenly over the stream: the same ones at
+    every evaluation, so the curve stays comparable and its cost does not grow with the
+    corpus."""
+    starts = np.arange(0, n_tokens - 1, block)  # window i predicts tokens s+1 .. s+block
+    if max_tokens is None or n_tokens - 1 <= max_tokens:
+        return starts
+    starts = starts[starts + block <= n_tokens - 1]  # whole windows: max_tokens // block x block
+    keep = np.linspace(0, len(starts) - 1, max(max_tokens // block, 1)).round().astype(int)
+    return starts[np.unique(keep)]
 
-    `stream` starts with an end-of-post token, so the first post's first token is predicted
-    too; `n_bytes` counts each post's UTF-8 bytes plus one byte per end-of-post.
+
+@torch.no_grad()
+def evaluate_lm(model, stream, n_bytes: int, block: int, device, dtype,
+                max_tokens: int | None = None) -> dict:  # fmt: skip
+    """Loss, perplexity and bits per byte over the validation windows (`window_starts`):
+    the whole stream, every token once, or an even sample of it of `max_tokens`.
+
+    `stream` (an array, or memory-mapped shards) starts with an end-of-post token, so the
+    first post's first token is predicted too; `n_bytes` counts each post's UTF-8 bytes
+    plus one per end-of-post; a sample is charged its share of them. "tokens" in the
+    result is how many were scored, of "val_tokens".
     """
     model.eval()
-    tokens = torch.from_numpy(stream.astype(np.int64))
+    n = len(stream)
+    windows = [(s, min(s + block, n - 1)) for s in window_starts(n, block, max_tokens).tolist()]
     total_nll, n_tokens = 0.0, 0
-    windows = [(s, min(s + block, len(tokens) - 1)) for s in range(0, len(tokens) - 1, block)]
     for i in range(0, len(windows), 32):
         chunk = windows[i : i + 32]
         width = max(e - s for s, e in chunk)
         x = torch.zeros(len(chunk), width, dtype=torch.long)
         y = torch.full((len(chunk), width), -100, dtype=torch.long)  # -100: ignored
         for r, (s, e) in enumerate(chunk):
-            x[r, : e - s] = tokens[s:e]
-            y[r, : e - s] = tokens[s + 1 : e + 1]
+            tokens = torch.from_numpy(np.asarray(stream[s : e + 1]).astype(np.int64))
+            x[r, : e - s] = tokens[:-1]
+            y[r, : e - s] = tokens[1:]
         with autocast(device, dtype):
             logits = model(x.to(device))
         nll = F.cross_entropy(
@@ -60,22 +79,26 @@ def evaluate_lm(model, stream: np.ndarray, n_bytes: int, block: int, device, dty
         total_nll += nll.item()
         n_tokens += int((y != -100).sum())
     model.train()
-    return lm_metrics(total_nll, n_tokens, n_bytes)
+    if n_tokens < n - 1:  # a sample: its share of the bytes
+        n_bytes = round(n_bytes * n_tokens / (n - 1))
+    return {**lm_metrics(total_nll, n_tokens, n_bytes), "tokens": n_tokens, "val_tokens": n - 1}
 
 
 @torch.no_grad()
-def evaluate_masked(model, stream: np.ndarray, block: int, cfg: TrainConfig, tokenizer, device,
+def evaluate_masked(model, stream, block: int, cfg: TrainConfig, tokenizer, device,
                     dtype) -> dict:  # fmt: skip
-    """Masked-token loss and accuracy over the validation stream: its windows of `block`
-    tokens, each corrupted by `mask_tokens` with a fixed seed, so every evaluation of a
-    run (and every run) hides the same tokens."""
+    """Masked-token loss and accuracy over the validation windows of `block` tokens
+    (`window_starts`, the last one padded), each corrupted by `mask_tokens` with a fixed
+    seed, so every evaluation of a run (and every run) hides the same tokens."""
     model.eval()
     generator = torch.Generator().manual_seed(0)
-    tokens = torch.from_numpy(stream.astype(np.int64))
     total_nll, n_right, n_picked = 0.0, 0, 0
-    for start in range(0, len(tokens), 32 * block):
-        chunk = tokens[start : start + 32 * block]
-        x = torch.nn.functional.pad(chunk, (0, -len(chunk) % block)).view(-1, block)  # pad: 0
+    starts = window_starts(len(stream) + 1, block, cfg.eval_tokens).tolist()  # to the last
+    for i in range(0, len(starts), 32):
+        rows = [np.asarray(stream[s : s + block]).astype(np.int64) for s in starts[i : i + 32]]
+        x = torch.zeros(len(rows), block, dtype=torch.long)  # (b, T); pad: 0
+        for r, row in enumerate(rows):
+            x[r, : len(row)] = torch.from_numpy(row)
         inputs, targets = mask_tokens(x, tokenizer, cfg.mask_rate, cfg.mask_random,
                                       cfg.mask_keep, generator)  # fmt: skip
         picked = targets != IGNORE
@@ -111,7 +134,8 @@ def evaluate(model: MiniLM, dataset: Dataset, cfg: TrainConfig, device, dtype) -
         return evaluate_classifier(model, dataset.val_ids, dataset.val_labels,
                                    dataset.label_names, dataset.tokenizer.pad_id, device, dtype)  # fmt: skip
     block = model.config.block_size
-    scores = evaluate_lm(model, dataset.val_stream, dataset.val_bytes, block, device, dtype)
+    scores = evaluate_lm(model, dataset.val_stream, dataset.val_bytes, block, device, dtype,
+                         cfg.eval_tokens)  # fmt: skip
     if cfg.objective != "causal":
         scores.update(evaluate_masked(model, dataset.val_stream, block, cfg, dataset.tokenizer,
                                       device, dtype))  # fmt: skip
@@ -159,4 +183,6 @@ def eval_line(step: int, m: dict, metric: str | None) -> str:
     line = f"eval step {step}: loss {m['loss']:.4f}  ppl {m['ppl']:.2f}  bpb {m['bpb']:.4f}"
     if "masked_loss" in m:
         line += f"  masked loss {m['masked_loss']:.4f}  masked accuracy {m['masked_accuracy']:.3f}"
+    if m.get("tokens", 0) < m.get("val_tokens", 0):  # a sample (--eval-tokens)
+        line += f"  on {m['tokens']:,} of {m['val_tokens']:,} tokens"
     return line

@@ -16,7 +16,16 @@ from minillm.__main__ import main as module_main
 
 tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS = {"minillm-train": "minillm.cli.train:main", "minillm-sample": "minillm.cli.sample:main"}
+SCRIPTS = {
+    "minillm-train": "minillm.cli.train:main",
+    "minillm-sample": "minillm.cli.sample:main",
+    "minillm-prepare": "minillm.cli.prepare:main",
+}
+HELP_SHOWS = {
+    "minillm-train": "--preset",
+    "minillm-sample": "--ckpt",
+    "minillm-prepare": "--shard-tokens",
+}
 
 
 def test_pyproject_declares_the_licence_the_scripts_and_the_version_source():
@@ -46,13 +55,13 @@ def test_console_scripts_run(script):
         f"{'.'.join(map(str, sys.version_info[:3]))})"
     )
     usage = subprocess.run([str(path), "--help"], capture_output=True, text=True, check=True)
-    assert "--ckpt" in usage.stdout if script == "minillm-sample" else "--preset" in usage.stdout
+    assert HELP_SHOWS[script] in usage.stdout
 
 
 def test_python_dash_m_minillm_lists_the_commands_and_runs_them(capsys):
     assert module_main([]) == 0
     listing = capsys.readouterr().out
-    assert "minillm-train" in listing and "minillm-sample" in listing
+    assert all(script in listing for script in SCRIPTS)
     assert listing.startswith(f"minillm {minillm.__version__}")
     with pytest.raises(SystemExit) as done:  # argparse's --help exits 0
         module_main(["train", "--help"])

@@ -1,4 +1,5 @@
-"""The command-line programs: `minillm-train` (train.py) and `minillm-sample` (sample.py).
+"""The command-line programs: `minillm-train` (train.py), `minillm-sample` (sample.py) and
+`minillm-prepare`.
 
 Holds what both share: the version line (`--version`), and `run_command`, which turns the
 ways a command can end into exit codes: 0, or 0 too when the reader of standard output
@@ -21,6 +22,7 @@ from collections.abc import Callable
 COMMANDS = {
     "minillm-train": ("train.py", "train a language model or sentiment classifier on posts"),
     "minillm-sample": ("sample.py", "generate text, classify posts, evaluate, look inside"),
+    "minillm-prepare": (None, "tokenise a large corpus once into token shards for train.py"),
 }
 
 
