@@ -179,19 +179,13 @@ def run_config(tmp_path, folder, name, **kw) -> TrainConfig:
     return TrainConfig(**{**base, **kw})
 
 
-def test_resume_from_a_prepared_corpus_is_bit_exact(tmp_path, prepared, monkeypatch):
+def test_resume_from_a_prepared_corpus_is_bit_exact(
+    tmp_path, prepared, monkeypatch, ctrl_c_at_step
+):
     folder, _ = prepared
     straight = train(run_config(tmp_path, folder, "straight"), log=quiet)
     cfg = run_config(tmp_path, folder, "resumed")
-    real_clip, calls = torch.nn.utils.clip_grad_norm_, {"n": 0}
-
-    def ctrl_c_at_step_5(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 5:
-            os.kill(os.getpid(), signal.SIGINT)
-        return real_clip(*args, **kwargs)
-
-    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", ctrl_c_at_step_5)
+    ctrl_c_at_step(5)
     with pytest.raises(KeyboardInterrupt):
         train(cfg, log=quiet)
     monkeypatch.undo()

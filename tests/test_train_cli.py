@@ -141,19 +141,10 @@ def test_two_train_py_processes_on_one_out(tmp_path):
 # -- resume ------------------------------------------------------------------------------
 
 
-def interrupted_run(tmp_path, monkeypatch, **kw) -> TrainConfig:
+def interrupted_run(tmp_path, monkeypatch, ctrl_c_at_step, **kw) -> TrainConfig:
     """A run stopped by Ctrl-C after step 4 of 6, its state in last.pt."""
     cfg = config(tmp_path, **kw)
-    real_clip = torch.nn.utils.clip_grad_norm_
-    calls = {"n": 0}
-
-    def ctrl_c_at_step_4(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 4:
-            os.kill(os.getpid(), signal.SIGINT)
-        return real_clip(*args, **kwargs)
-
-    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", ctrl_c_at_step_4)
+    ctrl_c_at_step(4)
     with pytest.raises(KeyboardInterrupt, match=r"interrupted at step 4.*--resume") as stop:
         train(cfg, log=quiet)
     assert stop.value.signum == signal.SIGINT
@@ -161,9 +152,10 @@ def interrupted_run(tmp_path, monkeypatch, **kw) -> TrainConfig:
     return cfg
 
 
-def test_resume_says_what_comes_from_the_checkpoint_and_from_the_command_line(tmp_path,
-                                                                               monkeypatch):  # fmt: skip
-    cfg = interrupted_run(tmp_path, monkeypatch, lr=2e-3)
+def test_resume_says_what_comes_from_the_checkpoint_and_from_the_command_line(
+    tmp_path, monkeypatch, ctrl_c_at_step
+):
+    cfg = interrupted_run(tmp_path, monkeypatch, ctrl_c_at_step, lr=2e-3)
     lines = []
     given = TrainConfig(out=cfg.out, resume=True, max_steps=9, device="cpu")
     train(given, log=lambda *a, **k: lines.append(a[0]))
@@ -176,14 +168,16 @@ def test_resume_says_what_comes_from_the_checkpoint_and_from_the_command_line(tm
 @pytest.mark.parametrize(("change", "flag"), [(dict(n_layer=3), "--n-layer 3"),
                                                (dict(lr=0.5), "--lr 0.5"),
                                                (dict(task="sentiment"), "--task sentiment")])  # fmt: skip
-def test_resume_refuses_a_change_it_cannot_honour(tmp_path, monkeypatch, change, flag):
-    cfg = interrupted_run(tmp_path, monkeypatch)
+def test_resume_refuses_a_change_it_cannot_honour(
+    tmp_path, monkeypatch, change, flag, ctrl_c_at_step
+):
+    cfg = interrupted_run(tmp_path, monkeypatch, ctrl_c_at_step)
     with pytest.raises(ValueError, match=f"--resume: {flag} differs from the run"):
         train(TrainConfig(out=cfg.out, resume=True, **change), log=quiet)
 
 
-def test_a_torn_last_metrics_line_is_dropped_with_a_warning(tmp_path, monkeypatch):
-    cfg = interrupted_run(tmp_path, monkeypatch)
+def test_a_torn_last_metrics_line_is_dropped_with_a_warning(tmp_path, monkeypatch, ctrl_c_at_step):
+    cfg = interrupted_run(tmp_path, monkeypatch, ctrl_c_at_step)
     metrics = Path(cfg.out) / "metrics.jsonl"
     with open(metrics, "a") as f:
         f.write('{"step": 5, "kind": "tr')  # kill -9 in the middle of an append
@@ -193,8 +187,10 @@ def test_a_torn_last_metrics_line_is_dropped_with_a_warning(tmp_path, monkeypatc
     assert all(isinstance(r, dict) for r in read_metrics(metrics))
 
 
-def test_a_bad_metrics_line_before_the_last_names_file_and_line(tmp_path, monkeypatch):
-    cfg = interrupted_run(tmp_path, monkeypatch)
+def test_a_bad_metrics_line_before_the_last_names_file_and_line(
+    tmp_path, monkeypatch, ctrl_c_at_step
+):
+    cfg = interrupted_run(tmp_path, monkeypatch, ctrl_c_at_step)
     metrics = Path(cfg.out) / "metrics.jsonl"
     lines = metrics.read_text().splitlines()
     metrics.write_text("\n".join([lines[0], "garbage", *lines[1:]]) + "\n")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import signal
 from pathlib import Path
 
 import pytest
@@ -71,7 +69,9 @@ CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GP
         pytest.param("sentiment", "cuda", 0.0, marks=CUDA),
     ],
 )
-def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, task, device, ema, monkeypatch):
+def test_interrupted_and_resumed_run_equals_uninterrupted(
+    tmp_path, task, device, ema, monkeypatch, ctrl_c_at_step
+):
     # float32 on the GPU too; its embedding backward adds in a varying order (atomics), so
     # there the weights may differ in the last bits, where different dropout draws would
     # move them by ~1e-3.
@@ -79,16 +79,7 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, task, device
     straight = train(config(tmp_path, "straight", **kw), log=quiet)
 
     cfg = config(tmp_path, "resumed", **kw)
-    real_clip = torch.nn.utils.clip_grad_norm_
-    calls = {"n": 0}
-
-    def ctrl_c_at_step_7(*args, **kwargs):  # Ctrl-C in the middle of step 7
-        calls["n"] += 1
-        if calls["n"] == 7:
-            os.kill(os.getpid(), signal.SIGINT)
-        return real_clip(*args, **kwargs)
-
-    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", ctrl_c_at_step_7)
+    ctrl_c_at_step(7)
     with pytest.raises(KeyboardInterrupt):
         train(cfg, log=quiet)
     monkeypatch.undo()
