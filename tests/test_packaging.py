@@ -16,7 +16,11 @@ from minillm.__main__ import main as module_main
 
 tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS = {"minillm-train": "minillm.cli.train:main", "minillm-sample": "minillm.cli.sample:main"}
+SCRIPTS = {
+    "minillm-train": "minillm.cli.train:main",
+    "minillm-sample": "minillm.cli.sample:main",
+    "minillm-export": "minillm.cli.export:main",
+}
 
 
 def test_pyproject_declares_the_licence_the_scripts_and_the_version_source():
@@ -46,7 +50,7 @@ def test_console_scripts_run(script):
         f"{'.'.join(map(str, sys.version_info[:3]))})"
     )
     usage = subprocess.run([str(path), "--help"], capture_output=True, text=True, check=True)
-    assert "--ckpt" in usage.stdout if script == "minillm-sample" else "--preset" in usage.stdout
+    assert "--ckpt" in usage.stdout if script != "minillm-train" else "--preset" in usage.stdout
 
 
 def test_python_dash_m_minillm_lists_the_commands_and_runs_them(capsys):

@@ -21,6 +21,7 @@ from collections.abc import Callable
 COMMANDS = {
     "minillm-train": ("train.py", "train a language model or sentiment classifier on posts"),
     "minillm-sample": ("sample.py", "generate text, classify posts, evaluate, look inside"),
+    "minillm-export": (None, "write a checkpoint as a Hugging Face folder (safetensors)"),
 }
 
 
