@@ -48,7 +48,7 @@ from minillm.checkpoint import (
     load_checkpoint,
     model_from_checkpoint,
 )
-from minillm.model import MiniLM, ModelConfig
+from minillm.model import ModelConfig
 from minillm.tokenizer import EOS, MASK, PAD, Tokenizer
 
 # (pos, norm, mlp) -> the transformers class that computes exactly the same function
@@ -176,10 +176,21 @@ def from_target(tensors: dict[str, torch.Tensor], config: ModelConfig) -> dict[s
 
 
 def expected_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
-    """The shape of every tensor the target folder holds, from a weightless model."""
-    with torch.device("meta"):
-        state = MiniLM(config).state_dict()
-    return {name: tuple(t.shape) for name, t in to_target(state, config).items()}
+    """The shape of every tensor the target folder holds, as `to_target` writes it."""
+    V, C, K = config.vocab_size, config.n_embd, config.n_classes
+    ours = {"tok_emb.weight": (V, C), "pos_emb.weight": (config.block_size, C),
+            "attn.qkv.weight": (3 * C, C), "attn.proj.weight": (C, C),
+            "mlp.up.weight": (4 * C, C), "mlp.down.weight": (C, 4 * C)}  # fmt: skip
+    shapes = {}
+    for name, theirs, how in name_map(config):
+        shape = ours.get(name.split(".", 2)[-1] if name.startswith("blocks.") else name, (C,))
+        if how == "split":
+            shape = (C, C)
+        shapes |= {t: shape[::-1] if how == "transpose" else shape for t in theirs}
+    shapes |= {name: (n,) for name, n in zero_biases(config).items()}
+    if K:
+        shapes |= {CLS_HEAD + "weight": (K, C), CLS_HEAD + "bias": (K,)}
+    return shapes
 
 
 # -----------------------------------------------------------------------------

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -164,6 +166,22 @@ def readme_block(marker: str) -> str:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     start = text.index(f"<!-- {marker} -->")
     return re.search(r"```python\n(.*?)```", text[start:], re.S).group(1)
+
+
+@needs_transformers
+@pytest.mark.slow
+def test_the_readme_lines_generate_what_minillm_generates(tmp_path, trained, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    export_checkpoint(trained["arcee"], "model-dir")
+    namespace: dict = {}
+    exec(readme_block("export-generate"), namespace)
+    ckpt = load_checkpoint(trained["arcee"])
+    model = MiniLM(ModelConfig(**ckpt["model_config"])).eval()
+    model.load_state_dict(ckpt["model"])
+    prompt = encode_prompt("just landed in", Tokenizer.from_json(ckpt["tokenizer"]))
+    ours = model.generate(torch.tensor([prompt]), 20, temperature=0)[0].tolist()
+    theirs = namespace["out"][0].tolist()
+    assert theirs == ours[: len(theirs)]
 
 
 @needs_transformers
@@ -349,3 +367,13 @@ def test_a_classifier_exports_its_head_under_the_documented_name(tmp_path):
     back = load_folder(tmp_path / "hf")
     assert back["label_names"] == ["negative", "neutral", "positive"]
     assert back["model_config"]["n_classes"] == 3
+
+
+@needs_transformers
+@pytest.mark.slow
+def test_the_benchmark_runs_in_its_smoke_mode():
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "export.py"), "--smoke"],
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| tiny, random")]
+    assert len(rows) == 2 and all(row.endswith("| 4/4 |") for row in rows)
