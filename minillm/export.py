@@ -32,13 +32,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 
 from minillm import __version__
 from minillm.checkpoint import (
@@ -47,6 +46,7 @@ from minillm.checkpoint import (
     lm_head_trained,
     load_checkpoint,
     model_from_checkpoint,
+    write_atomic,
 )
 from minillm.model import ModelConfig
 from minillm.tokenizer import EOS, MASK, PAD, Tokenizer
@@ -359,26 +359,11 @@ def export_checkpoint(
         "generation_config.json": _json(generation),
         **tokenizer_files(tokenizer, config.block_size),
     }
-    out.mkdir(parents=True, exist_ok=True)
-    _write_atomic(out / WEIGHTS, lambda tmp: save_file(to_target(state, config), tmp, metadata))
+    weights = save(to_target(state, config), metadata)  # the safetensors file's bytes
+    write_atomic(out / WEIGHTS, lambda f: f.write(weights))
     for name, text in files.items():
-        _write_atomic(out / name, lambda tmp, text=text: Path(tmp).write_text(text, "utf-8"))
+        write_atomic(out / name, lambda f, text=text: f.write(text.encode("utf-8")))
     return out, cls
-
-
-def _write_atomic(path: Path, write) -> None:
-    """`write(tmp)` into a temporary file beside `path`, then rename it over `path`."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's file is private; give it the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # -----------------------------------------------------------------------------
