@@ -399,7 +399,13 @@ def load_folder(folder: str | os.PathLike) -> dict:
             f"{config.vocab_size}"
         )
     ours = hf.get("minillm") or {}
-    labels = [hf["id2label"][str(i)] for i in range(config.n_classes)] if config.n_classes else None
+    labels = None
+    if config.n_classes:
+        id2label = hf.get("id2label") or {}
+        labels = [id2label.get(str(i)) for i in range(config.n_classes)]
+        if None in labels:
+            raise ExportError(f"{folder / 'config.json'}: id2label does not name all "
+                              f"{config.n_classes} classes")  # fmt: skip
     return {
         "format": FORMAT,
         "version": VERSION,

@@ -58,11 +58,15 @@ def quiet(*args, **kwargs):
     pass
 
 
-def random_checkpoint(path: Path, arch: str, n_classes: int = 0, **extra) -> Path:
+def random_checkpoint(path: Path, arch: str, n_classes: int = 0, tokenizer: str = "bpe",
+                      **extra) -> Path:  # fmt: skip
     """A tiny random model whose norms are not at their identity init (so a mix-up of
     weight and bias, or of the two norms, shows), saved as a checkpoint."""
     torch.manual_seed(0)
-    tok = Tokenizer.train_bpe(TEXTS * 10, vocab_size=400)
+    if tokenizer == "bpe":
+        tok = Tokenizer.train_bpe(TEXTS * 10, vocab_size=400)
+    else:  # characters of the English posts only: the others fall back to bytes
+        tok = Tokenizer.train_char(TEXTS[:1])
     config = ModelConfig(vocab_size=tok.vocab_size, block_size=64, n_layer=2, n_head=2,
                          n_embd=32, n_classes=n_classes, **ARCHITECTURES[arch])  # fmt: skip
     model = MiniLM(config)
@@ -143,6 +147,13 @@ def test_a_random_model_exports_to_its_transformers_class_and_computes_the_same(
     tok = Tokenizer.from_json(load_checkpoint(ckpt)["tokenizer"])
     assert_same_outputs(ckpt, folder, [encode_prompt(t, tok) for t in TEXTS[:3]])
     assert_same_token_ids(ckpt, folder)
+
+
+@needs_transformers
+def test_the_character_tokenizer_exports_with_the_same_ids(tmp_path):
+    ckpt = random_checkpoint(tmp_path / "a.pt", "arcee", tokenizer="char")
+    export_checkpoint(ckpt, tmp_path / "hf")
+    assert_same_token_ids(ckpt, tmp_path / "hf")
 
 
 @needs_transformers
@@ -341,6 +352,17 @@ def test_weights_minillm_has_no_place_for_are_refused(exported):
     tensors["transformer.h.0.attn.c_proj.bias"].zero_()
     save_file({**tensors, "lm_head.weight": torch.ones(400, 32)}, path)
     one_line_error(lambda: load_folder(exported), "lm_head.weight differs")
+
+
+def test_the_original_gpt2_names_without_the_transformer_prefix_are_read(exported):
+    from safetensors.torch import load_file, save_file
+
+    path = exported / "model.safetensors"
+    before = load_folder(exported)["model"]
+    save_file({name.removeprefix("transformer."): t for name, t in load_file(path).items()}, path)
+    after = load_folder(exported)["model"]
+    assert after.keys() == before.keys()
+    assert all(torch.equal(after[name], before[name]) for name in before)
 
 
 def test_train_reports_a_bad_folder_in_one_line(tmp_path, exported, capsys):
