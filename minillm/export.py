@@ -263,6 +263,7 @@ def tokenizer_files(tokenizer: Tokenizer, block_size: int) -> dict[str, str]:
         "tokenizer_class": "PreTrainedTokenizerFast",
         **specials,
         "model_max_length": block_size,
+        "padding_side": "right",  # real tokens first, as minillm's batches
         "clean_up_tokenization_spaces": False,  # decode gives the text back as it was
         "add_bos_token": False,
         "add_eos_token": False,
