@@ -1,6 +1,6 @@
 """`python -m minillm`: what is installed, and how to run it.
 
-`python -m minillm train|sample|prepare ...` runs the programs too.
+`python -m minillm train|sample|prepare|export ...` runs the programs too.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from minillm.cli import COMMANDS, version_line
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in ("train", "sample", "prepare"):
+    if argv and argv[0] in ("train", "sample", "prepare", "export"):
         from importlib import import_module
 
         return import_module(f"minillm.cli.{argv[0]}").main(argv[1:])
@@ -21,13 +21,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     lines = [version_line(), "", "commands (each has --help):"]
     for name, (script, what) in COMMANDS.items():
-        also = f"python {script}, " if script else ""
+        also = f"python {script}, " if script else ""  # a program with no file at the top
         lines.append(f"  {name:<16} {what}  (also: {also}python -m minillm "
                      f"{name.split('-')[1]})")  # fmt: skip
     lines += ["", "the library: from minillm import MiniLM, ModelConfig (see README.md)"]
     print("\n".join(lines))
     if argv and argv[0] not in ("-h", "--help"):
-        print(f"error: unknown command {argv[0]!r}; use train, sample or prepare", file=sys.stderr)
+        print(
+            f"error: unknown command {argv[0]!r}; use train, sample, prepare or export",
+            file=sys.stderr,
+        )
         return 2
     return 0
 

@@ -30,8 +30,9 @@ import os
 import pickle
 import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
@@ -50,13 +51,19 @@ class CheckpointError(ValueError):
 
 def save_checkpoint(payload: dict[str, Any], path: str | os.PathLike) -> Path:
     """Write `payload` to `path` atomically: a crash mid-save leaves the old file intact."""
+    payload = {"format": FORMAT, "version": VERSION, **payload}
+    return write_atomic(path, lambda f: torch.save(payload, f))
+
+
+def write_atomic(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> Path:
+    """Write `path` through `write(f)`, f a binary file: into a temporary file beside it,
+    flushed to disk, then renamed over it, so readers see the old file or the new one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"format": FORMAT, "version": VERSION, **payload}
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         umask = os.umask(0)  # mkstemp makes the file private (0600); give it the usual mode

@@ -151,7 +151,9 @@ class TrainConfig:
     preset: str = flag("small", "named model size, see below", RUN, choices=tuple(PRESETS))
     init_from: str | None = flag(
         None,
-        "start from this LM checkpoint's trunk and tokenizer (pretrain, then fine-tune)",
+        "start from this LM checkpoint's trunk and tokenizer (pretrain, then fine-tune); "
+        "or from a Hugging Face folder (minillm-export's, or an ArceeForCausalLM / "
+        "GPT2LMHeadModel one minillm can hold)",
         RUN,
         metavar="CKPT",
     )

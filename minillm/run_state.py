@@ -16,6 +16,7 @@ from pathlib import Path
 
 from minillm.checkpoint import CheckpointError, load_checkpoint
 from minillm.config import MODEL_FIELDS, TrainConfig, flag_name
+from minillm.export import load_init_from
 
 
 @dataclass
@@ -70,7 +71,7 @@ def starting_point(cfg: TrainConfig, world: int = 1, log=print) -> tuple[TrainCo
         ckpt = load_checkpoint(last_path)
         cfg = resumed_config(TrainConfig.from_dict(ckpt["train_config"]), cfg, last_path, log)
     elif cfg.init_from:
-        ckpt = load_checkpoint(cfg.init_from)
+        ckpt = load_init_from(cfg.init_from)  # a checkpoint, or a Hugging Face folder
     if ckpt:
         shape = ckpt["model_config"]
         cfg = replace(cfg, **{k: shape[k] for k in MODEL_FIELDS if k != "dropout"})

@@ -23,6 +23,7 @@ COMMANDS = {
     "minillm-train": ("train.py", "train a language model or sentiment classifier on posts"),
     "minillm-sample": ("sample.py", "generate text, classify posts, evaluate, look inside"),
     "minillm-prepare": (None, "tokenise a large corpus once into token shards for train.py"),
+    "minillm-export": (None, "write a checkpoint as a Hugging Face folder (safetensors)"),
 }
 
 
