@@ -86,7 +86,9 @@ def hover_cell(driver, query: int, key: int) -> None:
     box = heatmap.rect
     x = (key + 0.5) * cell + 1 - box["width"] / 2  # offsets from the centre; 1px border
     y = (query + 0.5) * cell + 1 - box["height"] / 2
-    ActionChains(driver, duration=0).move_to_element_with_offset(heatmap, round(x), round(y)).perform()
+    ActionChains(driver, duration=0).move_to_element_with_offset(
+        heatmap, round(x), round(y)
+    ).perform()
 
 
 def hover(driver, css: str) -> None:
