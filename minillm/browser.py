@@ -51,7 +51,12 @@ def start_browser(width: int = 1400, height: int = 1000):
                 "--disable-background-networking", "--no-first-run"):  # fmt: skip
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    return webdriver.Chrome(service=Service(executable_path=driver), options=options)
+    session = webdriver.Chrome(service=Service(executable_path=driver), options=options)
+    # the page's viewport exactly width × height (the window's own frame takes some of it)
+    session.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                            {"width": width, "height": height, "deviceScaleFactor": 1,
+                             "mobile": False})  # fmt: skip
+    return session
 
 
 @dataclass

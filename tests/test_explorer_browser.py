@@ -8,8 +8,12 @@ shows are held against PyTorch's within 1e-4.
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,6 +29,7 @@ from minillm.inference import classify_texts, encode_for_checkpoint, prepare_tex
 
 POSTS = [ENGLISH, MIXED, HOSTILE]
 TOL = 1e-4
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -244,3 +249,24 @@ def test_screenshot_is_not_blank(driver, pages):
     assert len(colours) > 200, f"only {len(colours)} colours"
     background = (np.abs(pixels - pixels[0, 0]).sum(axis=-1) > 0.05).mean()
     assert background > 0.05, "almost everything is the background colour"
+
+
+def test_docs_screenshot_script_writes_a_picture(pages, tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("shot", ROOT / "docs" / "explorer_screenshot.py")
+    shot = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(shot)
+    out = tmp_path / "shot.png"
+    argv = [str(pages["classifier"].path), "--out", str(out), "--size", "900,700", "--query", "5"]
+    assert shot.main(argv) == 0
+    assert mpimg.imread(out).shape[:2] == (700, 900)
+    assert shot.main([str(tmp_path / "missing.html")]) == 2
+    assert "missing.html: no such file" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_benchmark_smoke():
+    done = subprocess.run([sys.executable, "bench/explorer.py", "--smoke"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=180)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| `tiny`")]
+    assert len(rows) == 2 and all("n/a" not in row for row in rows)
