@@ -172,10 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--explore-layers",
         metavar="LAYERS",
-        help="with --explore: keep only these layers, e.g. 0,11 or 0-2 (default: all). The page "
-        "holds each head's q, k and v at full float32 precision, so its size grows with layers "
-        "× tokens²-ish; for gpt2-small (12 layers × 12 heads) a 128-token post is ~25 MB with all "
-        "layers, ~4 MB with two: the layers left out are simply not shown",
+        help="with --explore: show only these layers, e.g. 0,11 or 0-2 (default: all). The page "
+        "holds every shown head's q, k and v at full float32 precision, so it grows with the "
+        "layers and the tokens: a 128-token post on gpt2-small (12 layers × 12 heads) is 25 MB "
+        "with all layers, 4.3 MB with two. The trade-off: the layers left out are not shown",
     )
     g.add_argument(
         "--out",
