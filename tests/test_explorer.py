@@ -194,7 +194,7 @@ def test_explore_command_writes_one_page(checkpoints, tmp_path, capsys):
     [
         (
             ["--explore", "hi", "--attention", "hi"],
-            "give one of --attention, --explain and --explore",
+            "give --explore alone, without --attention or --explain (each writes --out)",
         ),
         (["--explore-layers", "1"], "--explore-layers applies to --explore"),
         (["--explore", "hi", "--explore-layers", "7"], "--explore-layers: '7' is outside 0..1"),

@@ -274,8 +274,12 @@ def check_flags(args: argparse.Namespace) -> None:
         raise ValueError(f"--num-samples must be >= 1, got {args.num_samples}")
     if args.threshold is not None and not 0.0 < args.threshold < 1.0:
         raise ValueError(f"--threshold must be a probability in (0, 1), got {args.threshold}")
-    if sum(x is not None for x in (args.attention, args.explain, args.explore)) > 1:
-        raise ValueError("give one of --attention, --explain and --explore (each writes one file)")
+    if args.attention is not None and args.explain is not None:
+        raise ValueError("give --attention or --explain, not both (each writes one PNG)")
+    if args.explore and (args.attention is not None or args.explain is not None):
+        raise ValueError(
+            "give --explore alone, without --attention or --explain (each writes --out)"
+        )
     if args.explore_layers is not None and not args.explore:
         raise ValueError("--explore-layers applies to --explore")
     if args.classify and args.classify_file:
