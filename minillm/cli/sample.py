@@ -254,7 +254,7 @@ def write_explorer(args: argparse.Namespace, model, tokenizer, ckpt: dict) -> in
     from minillm.explorer import explore
 
     path, counts = explore(model, tokenizer, ckpt, args.explore, args.out or "explorer.html",
-                           os.path.basename(args.ckpt), args.explore_layers)  # fmt: skip
+                           args.ckpt, args.explore_layers)  # fmt: skip
     print(f"wrote {path}: {len(counts)} post(s) of {', '.join(map(str, counts))} tokens, "
           f"{path.stat().st_size / 1e6:.2f} MB", file=sys.stderr)  # fmt: skip
     return 0
