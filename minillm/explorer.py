@@ -137,12 +137,13 @@ def _b64(array: np.ndarray, dtype) -> str:
 
 
 def next_token_label(tokenizer, token_id: int) -> str:
-    """A predicted token as text: its label, or its bytes in hex when it holds only part of
-    a character (a lone byte token has no character to show)."""
+    """A predicted token as text: its label, or "byte E4 B8" when it holds only part of a
+    character (on its own it has no character to show)."""
     pieces = explain.token_pieces(tokenizer, [token_id])
     if pieces[0][0]:
         return explain.token_labels(tokenizer, [token_id])[0]
-    return " ".join(f"{b:02X}" for b in tokenizer.token_bytes(token_id)) or "?"
+    raw = tokenizer.token_bytes(token_id)  # b"" for a special token such as <|mask|>
+    return "byte " + " ".join(f"{b:02X}" for b in raw) if raw else f"token {token_id}"
 
 
 def parse_layers(text: str | None, n_layer: int) -> list[int]:
@@ -275,8 +276,6 @@ def explore(
     kind = "classifier" if label_names else "language model"
     posts, counts = [], []
     for text, ids in zip(texts, encode_for_checkpoint(texts, tokenizer, ckpt), strict=True):
-        if not ids:
-            raise ValueError("--explore: an empty post has no tokens to show")
         posts.append(post_data(model, tokenizer, ids, prepare_text(text, ckpt), chosen,
                                label_names))  # fmt: skip
         counts.append(len(ids))
