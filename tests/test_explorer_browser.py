@@ -104,6 +104,8 @@ def hover(driver, css: str) -> None:
 
 
 def panel(driver) -> dict[str, str]:
+    """The formula panel's fields by id; fails if the page has reported an error."""
+    assert driver.find_element("id", "errors").text == "", "the page reported an error"
     return driver.execute_script(
         "const out = {}; for (const e of document.querySelectorAll('#formula [id]'))"
         " out[e.id] = e.textContent; return out;"
