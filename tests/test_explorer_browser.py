@@ -207,6 +207,9 @@ def test_hovering_tokens_picks_the_query_then_the_key(driver, pages):
         probs = page.model(torch.tensor([page.ids[0]]))[0, 4].softmax(-1)
     first = driver.find_element("css selector", "#next li").text
     best = int(probs.argmax())
+    # under token 5 of the post: the probability the model gave it after tokens 0..4
+    under = driver.find_element("css selector", "#tokens .tok:nth-child(6) small").text
+    assert abs(float(under) - float(probs[page.ids[0][5]])) <= 0.005
     assert first.startswith(f"“{xp.next_token_label(page.tok, best)}” ")
     assert abs(float(first.rsplit(" ", 1)[1]) - float(probs[best])) < TOL
 
@@ -216,7 +219,7 @@ def test_chinese_and_emoji_post_reads_as_written(driver, pages):
     open_page(driver, page, post=1)
     assert driver.find_element("id", "text").text == prepare_text(MIXED, page.ckpt)
     labels = driver.execute_script(
-        "return Array.from(document.querySelectorAll('#tokens .tok'), e => e.textContent);"
+        "return Array.from(document.querySelectorAll('#tokens .tok'), e => e.firstChild.textContent);"
     )
     assert labels == ex.token_labels(page.tok, page.ids[1])
     assert "今" in "".join(labels) and "😭" in "".join(labels) and "\ufffd" not in "".join(labels)
