@@ -83,7 +83,7 @@ def build_page(preset: str, T: int, layers: str | None, tok: Tokenizer, folder: 
     start = time.perf_counter()
     chosen = xp.parse_layers(layers, config.n_layer)
     post = xp.post_data(model, tok, ids, tok.decode(ids), chosen)
-    page = xp.build_page(xp.model_info(model, preset, chosen, "language model"), [post])
+    page = xp.build_page(xp.model_info(model, preset, chosen, classify=False), [post])
     path = xp.write_page(folder / f"{preset}-{T}-{layers or 'all'}.html", page)
     return path, time.perf_counter() - start
 

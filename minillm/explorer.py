@@ -90,16 +90,19 @@ def attention_weights(q: np.ndarray, k: np.ndarray, allowed: np.ndarray) -> np.n
 
 
 @torch.no_grad()
-def capture_heads(model, token_ids: Sequence[int]) -> dict:
+def capture_heads(model, token_ids: Sequence[int], classify: bool | None = None) -> dict:
     """Run one post through `model` as it reads it and catch what each head computes.
 
     Returns a dict of float32 arrays (n_layer, nh, T, hs) "q", "k" (after the rotary
     rotation, as the kernel receives them), "v" and "out" (the kernel's output, each query's
     weighted sum of values); "weights" (n_layer, nh, T, T), float64, recomputed from q, k
     and the mask; "allowed" (T, T), the mask; and "outputs", the model's result: next-token
-    logits (T, V) of a language model, class scores (K,) of a classifier.
-    A language model reads causally; a classifier as `config.classifier_attention` says.
+    logits (T, V) from `model(idx)`, or with `classify` (default: when the model has a
+    sentiment head) class scores (K,) from `model.classify(idx)`. The first reads causally,
+    the second as `config.classifier_attention` says.
     """
+    if classify is None:
+        classify = bool(model.config.n_classes)
     T = len(token_ids)
     if not 1 <= T <= model.config.block_size:
         raise ValueError(f"need 1 to block_size={model.config.block_size} tokens, got {T}")
@@ -111,7 +114,7 @@ def capture_heads(model, token_ids: Sequence[int]) -> dict:
     model.eval()
     try:
         with _KernelCalls() as calls:
-            outputs = model.classify(idx)[0] if model.config.n_classes else model(idx)[0]
+            outputs = model.classify(idx)[0] if classify else model(idx)[0]
     finally:
         model.train(was_training)
     if len(calls.calls) != model.config.n_layer:
@@ -167,7 +170,7 @@ def post_data(
     label_names: Sequence[str] | None = None,
 ) -> dict:  # fmt: skip
     """Everything the page shows about one post, ready for JSON; `layers`: which to keep."""
-    heads = capture_heads(model, token_ids)
+    heads = capture_heads(model, token_ids, classify=bool(label_names))
     keep = list(layers)
     post = {
         "text": text,
@@ -236,19 +239,21 @@ def build_page(model_info: dict, posts: list[dict]) -> str:
     return html.replace(DATA_MARK, json_for_script({"model": model_info, "posts": posts}))
 
 
-def model_info(model, ckpt_name: str, layers: Sequence[int], kind: str) -> dict:
-    """What the page says about the model: its shape, how it reads, which layers it shows."""
+def model_info(model, ckpt_name: str, layers: Sequence[int], classify: bool) -> dict:
+    """What the page says about the model: its shape, how it reads (as a classifier, with
+    `classify`), which layers it shows."""
     config = model.config
+    causal = not classify or config.classifier_attention == "causal"
     return {
         "checkpoint": ckpt_name,
-        "kind": kind,  # "language model" or "classifier"
+        "kind": "classifier" if classify else "language model",
         "n_layer": config.n_layer,
         "n_head": config.n_head,
         "n_embd": config.n_embd,
         "head_size": config.head_size,
         "layers": list(layers),
         "pos": config.pos,
-        "reading": "causal" if explain.reads_causally(config) else "bidirectional",
+        "reading": "causal" if causal else "bidirectional",
         "params": model.num_params(),
     }
 
@@ -273,11 +278,10 @@ def explore(
 
     chosen = parse_layers(layers, model.config.n_layer)
     label_names = ckpt.get("label_names") or None
-    kind = "classifier" if label_names else "language model"
     posts, counts = [], []
     for text, ids in zip(texts, encode_for_checkpoint(texts, tokenizer, ckpt), strict=True):
         posts.append(post_data(model, tokenizer, ids, prepare_text(text, ckpt), chosen,
                                label_names))  # fmt: skip
         counts.append(len(ids))
-    page = build_page(model_info(model, ckpt_name, chosen, kind), posts)
+    page = build_page(model_info(model, ckpt_name, chosen, bool(label_names)), posts)
     return write_page(path, page), counts
