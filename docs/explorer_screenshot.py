@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--query", type=int, default=-1, metavar="I",
                    help="the query whose row is hovered; negative counts from the end "
                    "(default: the last token); the key is the one it reads most")  # fmt: skip
-    p.add_argument("--size", default="1400,1000", metavar="W,H", help="window size in pixels")
+    p.add_argument("--size", default="1280,880", metavar="W,H", help="window size in pixels")
     args = p.parse_args(argv)
     if not Path(args.page).is_file():
         print(f"error: {args.page}: no such file", file=sys.stderr)
