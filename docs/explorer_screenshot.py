@@ -35,7 +35,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     width, height = (int(x) for x in args.size.split(","))
     layer_text, head = args.head.split(",")
-    driver = browser.start_browser(width, height)
+    try:
+        driver = browser.start_browser(width, height)
+    except (ImportError, RuntimeError) as err:  # no selenium, or no Chromium
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     try:
         report = browser.open_page(driver, args.page)
         if report.faults():
