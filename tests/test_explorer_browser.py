@@ -256,7 +256,8 @@ def test_screenshot_is_not_blank(driver, pages):
     assert background > 0.05, "almost everything is the background colour"
 
 
-def test_docs_screenshot_script_writes_a_picture(pages, tmp_path, capsys):
+def test_docs_screenshot_script_writes_a_picture(driver, pages, tmp_path, capsys):
+    # `driver`: skip where there is no Chromium; the script starts a browser of its own
     spec = importlib.util.spec_from_file_location("shot", ROOT / "docs" / "explorer_screenshot.py")
     shot = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(shot)
@@ -269,7 +270,7 @@ def test_docs_screenshot_script_writes_a_picture(pages, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_benchmark_smoke():
+def test_benchmark_smoke(driver):  # skips without Chromium, like the rest
     done = subprocess.run([sys.executable, "bench/explorer.py", "--smoke"], cwd=ROOT,
                           capture_output=True, text=True, timeout=180)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
