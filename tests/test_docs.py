@@ -148,7 +148,7 @@ def test_commands_in_the_doc_parse(capsys, tmp_path):
         argv = shlex.split(rest, comments=True)
         if program == "sample.py":
             args = parser.parse_args(argv)
-            assert args.out is None or args.out.endswith(".png")
+            assert args.out is None or args.out.endswith(".html" if args.explore else ".png")
         elif program == "docs/worked_example.py" and "--masks" in argv:
             out = tmp_path / "masks.png"  # drawn here, not over the doc's figure
             assert worked.main([*argv[: argv.index("--out")], "--out", str(out)]) == 0

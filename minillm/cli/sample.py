@@ -163,10 +163,25 @@ def build_parser() -> argparse.ArgumentParser:
         "(gradient × input), in the terminal and as a PNG",
     )
     g.add_argument(
+        "--explore",
+        action="append",
+        metavar="TEXT",
+        help="write one offline HTML page to explore every head's attention over TEXT, cell by "
+        "cell, with the formula's real numbers; repeatable (one page, a post selector)",
+    )
+    g.add_argument(
+        "--explore-layers",
+        metavar="LAYERS",
+        help="with --explore: show only these layers, e.g. 0,11 or 0-2 (default: all). The page "
+        "holds every shown head's q, k and v at full float32 precision, so it grows with the "
+        "layers and the tokens: a 128-token post on gpt2-small (12 layers × 12 heads) is 25 MB "
+        "with all layers, 4.3 MB with two. The trade-off: the layers left out are not shown",
+    )
+    g.add_argument(
         "--out",
-        metavar="PNG",
-        help="where --attention or --explain writes its picture "
-        "(default: attention.png or explain.png)",
+        metavar="PATH",
+        help="where --attention or --explain writes its picture, --explore its page "
+        "(default: attention.png, explain.png or explorer.html)",
     )
     return p  # fmt: skip
 
@@ -234,6 +249,17 @@ def explain_label(args: argparse.Namespace, model, tokenizer, ckpt: dict) -> int
     return 0
 
 
+def write_explorer(args: argparse.Namespace, model, tokenizer, ckpt: dict) -> int:
+    """--explore: one self-contained HTML page over the posts (minillm/explorer.py)."""
+    from minillm.explorer import explore
+
+    path, counts = explore(model, tokenizer, ckpt, args.explore, args.out or "explorer.html",
+                           args.ckpt, args.explore_layers)  # fmt: skip
+    print(f"wrote {path}: {len(counts)} post(s) of {', '.join(map(str, counts))} tokens, "
+          f"{path.stat().st_size / 1e6:.2f} MB", file=sys.stderr)  # fmt: skip
+    return 0
+
+
 def check_flags(args: argparse.Namespace) -> None:
     """Refuse flag values that cannot work, before the checkpoint is loaded."""
     if not math.isfinite(args.temperature) or args.temperature < 0:
@@ -250,6 +276,12 @@ def check_flags(args: argparse.Namespace) -> None:
         raise ValueError(f"--threshold must be a probability in (0, 1), got {args.threshold}")
     if args.attention is not None and args.explain is not None:
         raise ValueError("give --attention or --explain, not both (each writes one PNG)")
+    if args.explore and (args.attention is not None or args.explain is not None):
+        raise ValueError(
+            "give --explore alone, without --attention or --explain (each writes --out)"
+        )
+    if args.explore_layers is not None and not args.explore:
+        raise ValueError("--explore-layers applies to --explore")
     if args.classify and args.classify_file:
         raise ValueError("give --classify or --classify-file, not both")
     if args.format != "text" and not (args.classify or args.classify_file or args.evaluate):
@@ -373,6 +405,8 @@ def run(args: argparse.Namespace) -> int:
         return draw_attention(args, model, tokenizer, ckpt)
     if args.explain is not None:
         return explain_label(args, model, tokenizer, ckpt)
+    if args.explore:
+        return write_explorer(args, model, tokenizer, ckpt)
     if args.evaluate:
         return evaluate(args, model, tokenizer, ckpt)
     if args.classify or args.classify_file:
