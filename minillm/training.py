@@ -65,7 +65,7 @@ from minillm.metrics import (
     task_score,
 )
 from minillm.model import MiniLM
-from minillm.run_folder import MetricsLog, claim_out_folder
+from minillm.run_folder import MetricsLog, claim_out_folder, settle_killed_overwrite
 from minillm.tokenizer import Tokenizer
 
 # -----------------------------------------------------------------------------
@@ -366,7 +366,8 @@ def train(cfg: TrainConfig, log=print, status=None) -> Path:
     log = log if is_main else (lambda *a, **k: None)
     try:
         cfg, ckpt = starting_point(cfg, world, log)  # every setting checked: no data read yet
-        folder = claim_out_folder(cfg.out, resume=cfg.resume, overwrite=cfg.overwrite)
+        folder = claim_out_folder(cfg.out, resume=cfg.resume, overwrite=cfg.overwrite,
+                                  log=log)  # fmt: skip
         with folder if is_main else nullcontext():  # refuses a used or busy --out
             best = _train(cfg, ckpt, rank, world, log, status if is_main else None)
         dist.finish()
@@ -394,6 +395,7 @@ def starting_point(cfg: TrainConfig, world: int = 1, log=print) -> tuple[TrainCo
                          f"give one of them")  # fmt: skip
     ckpt = None
     if cfg.resume:
+        settle_killed_overwrite(cfg.out, log)
         last_path = Path(cfg.out) / "last.pt"
         if not last_path.is_file():
             raise CheckpointError(f"--resume: no checkpoint to resume at {last_path}")
