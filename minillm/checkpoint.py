@@ -20,8 +20,8 @@ A checkpoint is one file made by `torch.save` of a dict of tensors and plain val
     train_model, ema_updates   with --ema only: the trained weights and the average's count
 
 Holds: save (temporary file, fsync, rename), safe load (`weights_only=True`, so a pickle
-that would run code is refused), validation with one-line errors, and rebuilding a model
-and tokenizer from a file. Leaves out: what goes into the dict (see `minillm.training`).
+that would run code is refused; then every field checked, see minillm.checkpoint_fields),
+and rebuilding a model and tokenizer from a file. Leaves out: what goes into the dict (see `minillm.training`).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from typing import Any
 
 import torch
 
+from minillm.checkpoint_fields import CheckpointError, check_fields
 from minillm.model import MiniLM, ModelConfig
 
 FORMAT = "minillm-checkpoint"
@@ -42,10 +43,6 @@ VERSION = 1
 REQUIRED = ("model_config", "model", "tokenizer")
 # Wrappers that rename parameters: torch.compile's module and DistributedDataParallel's.
 WRAPPER_PREFIXES = ("_orig_mod.", "module.")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used; the message is one line naming the file."""
 
 
 def save_checkpoint(payload: dict[str, Any], path: str | os.PathLike) -> Path:
@@ -107,7 +104,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     missing = [k for k in REQUIRED if k not in ckpt]
     if missing:
         raise CheckpointError(f"{path}: checkpoint is missing {', '.join(missing)}")
-    ckpt["model"] = strip_wrapper_prefixes(ckpt["model"])
+    if isinstance(ckpt["model"], dict):
+        ckpt["model"] = strip_wrapper_prefixes(ckpt["model"])
+    check_fields(ckpt, path)  # every field, each failure one line naming it
     return ckpt
 
 

@@ -37,6 +37,7 @@ from minillm.checkpoint import (
     model_from_checkpoint,
     save_checkpoint,
 )
+from minillm.checkpoint_fields import check_resumable
 from minillm.config import MODEL_FIELDS, TrainConfig, flag_name
 from minillm.data import (
     IGNORE,
@@ -400,6 +401,7 @@ def starting_point(cfg: TrainConfig, world: int = 1, log=print) -> tuple[TrainCo
         if not last_path.is_file():
             raise CheckpointError(f"--resume: no checkpoint to resume at {last_path}")
         ckpt = load_checkpoint(last_path)
+        check_resumable(ckpt, last_path)
         cfg = resumed_config(TrainConfig.from_dict(ckpt["train_config"]), cfg, last_path, log)
     elif cfg.init_from:
         ckpt = load_checkpoint(cfg.init_from)
@@ -481,8 +483,12 @@ def build_model(cfg: TrainConfig, dataset: Dataset, ckpt: dict | None, device, d
         model = MiniLM(cfg.model_config(dataset.tokenizer.vocab_size, n_classes), attention=kernel)
     if ckpt and not cfg.resume:  # --init-from
         trunk = {k: v for k, v in ckpt["model"].items() if not k.startswith("cls_head.")}
-        missing, unexpected = model.load_state_dict(trunk, strict=False)
-        if unexpected or any(not k.startswith("cls_head.") for k in missing):
+        try:
+            missing, unexpected = model.load_state_dict(trunk, strict=False)
+            fits = not unexpected and all(k.startswith("cls_head.") for k in missing)
+        except RuntimeError:  # a weight of another shape (a vocabulary its tokenizer lacks)
+            fits = False
+        if not fits:
             raise CheckpointError(f"{cfg.init_from}: its weights do not fit this model")
         log(f"initialised the trunk from {cfg.init_from}")
     model.to(device)

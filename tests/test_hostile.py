@@ -11,15 +11,22 @@ import os
 import signal
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
+import torch
 from test_training import POSTS, ROOT, quiet
 from test_training import config as training_config
 
 from minillm import training
-from minillm.checkpoint import load_checkpoint
+from minillm.checkpoint import load_checkpoint, save_checkpoint
+from minillm.cli import sample as sample_cli
+from minillm.cli import train as train_cli
+from minillm.inference import running_versions
+from minillm.model import MiniLM, ModelConfig
 from minillm.run_folder import SET_ASIDE
+from minillm.tokenizer import Tokenizer
 from minillm.training import TrainConfig, train
 
 SHORT = dict(max_steps=4, eval_interval=2, log_interval=2, warmup_steps=1)
@@ -134,3 +141,132 @@ def test_overwrite_killed_before_its_first_checkpoint_is_undone_by_the_next_run(
     train(again(cfg, overwrite=False, resume=True, max_steps=cfg.max_steps), log=quiet)
     assert load_checkpoint(out / "last.pt")["step"] == cfg.max_steps, "resumed the earlier run"
     assert not (out / SET_ASIDE).exists()
+
+
+# -- 2. a checkpoint's fields: each checked on load, one line naming the file and field --
+
+
+def classifier_payload(labels=("negative", "positive")) -> dict:
+    """A tiny untrained classifier's checkpoint fields, as training writes them."""
+    tokenizer = Tokenizer.train_char(["just landed in paris", "love this", "worst ever 😍"])
+    config = ModelConfig(vocab_size=tokenizer.vocab_size, block_size=32, n_layer=1, n_head=2,
+                         n_embd=16, n_classes=len(labels))  # fmt: skip
+    torch.manual_seed(0)
+    return {
+        "model_config": asdict(config),
+        "model": MiniLM(config).state_dict(),
+        "tokenizer": tokenizer.to_json(),
+        "label_names": list(labels),
+        "threshold": 0.4,
+        "metric": "macro_f1",
+        "train_config": {"task": "classify", "normalize": True},
+        "versions": running_versions(),
+        "lm_head_trained": False,
+    }
+
+
+def bigger_tokenizer(p: dict) -> None:
+    many = "".join(chr(0x4E00 + i) for i in range(100))  # 100 more characters than before
+    p["tokenizer"] = Tokenizer.train_char([many, "just landed in paris"]).to_json()
+
+
+def wrong_shape(p: dict) -> None:
+    p["model"]["cls_head.bias"] = torch.zeros(5)
+
+
+def nan_weight(p: dict) -> None:
+    p["model"]["tok_emb.weight"][3, 1] = float("nan")
+
+
+BAD_FIELDS = {
+    "threshold nan": ("threshold", lambda p: p.update(threshold=float("nan"))),
+    "threshold 5.0": ("threshold", lambda p: p.update(threshold=5.0)),
+    "threshold as text": ("threshold", lambda p: p.update(threshold="0.4")),
+    "threshold true": ("threshold", lambda p: p.update(threshold=True)),
+    "threshold of a 3-class model": (
+        "threshold",
+        lambda p: p.update(classifier_payload(("a", "b", "c")), threshold=0.3),
+    ),
+    "label_names as text": ("label_names", lambda p: p.update(label_names="negative,positive")),
+    "label_names of 3 for 2 classes": (
+        "label_names",
+        lambda p: p.update(label_names=["a", "b", "c"]),
+    ),
+    "label_names twice": ("label_names", lambda p: p.update(label_names=["a", "a"])),
+    "label_names numbers": ("label_names", lambda p: p.update(label_names=[0, 1])),
+    "tokenizer larger than the vocabulary": ("tokenizer", bigger_tokenizer),
+    "tokenizer not JSON": ("tokenizer", lambda p: p.update(tokenizer="{not json")),
+    "tokenizer a number": ("tokenizer", lambda p: p.update(tokenizer=42)),
+    "vocab_size 10**12": ("model_config", lambda p: p["model_config"].update(vocab_size=10**12)),
+    "block_size 10**12": ("model_config", lambda p: p["model_config"].update(block_size=10**12)),
+    "n_layer 10**9": ("model_config", lambda p: p["model_config"].update(n_layer=10**9)),
+    "n_head as text": ("model_config", lambda p: p["model_config"].update(n_head="2")),
+    "dropout nan": ("model_config", lambda p: p["model_config"].update(dropout=float("nan"))),
+    "an unknown key": ("model_config", lambda p: p["model_config"].update(flash=True)),
+    "model_config a list": ("model_config", lambda p: p.update(model_config=[1, 2])),
+    "a NaN weight": ("model", nan_weight),
+    "a weight missing": ("model", lambda p: p["model"].pop("norm.weight")),
+    "a weight of another shape": ("model", wrong_shape),
+    "metric unknown": ("metric", lambda p: p.update(metric="vibes")),
+    "versions a list": ("versions", lambda p: p.update(versions=["0.1"])),
+    "train_config text": ("train_config", lambda p: p.update(train_config="lm")),
+    "normalize as text": ("train_config", lambda p: p.update(train_config={"normalize": "no"})),
+    "lm_head_trained as text": ("lm_head_trained", lambda p: p.update(lm_head_trained="yes")),
+}
+
+
+@pytest.fixture(params=list(BAD_FIELDS), ids=list(BAD_FIELDS))
+def bad_checkpoint(request, tmp_path) -> tuple[str, str]:
+    field, spoil = BAD_FIELDS[request.param]
+    payload = classifier_payload()
+    spoil(payload)
+    return str(save_checkpoint(payload, tmp_path / "bad.pt")), field
+
+
+def one_error_line(err: str) -> str:
+    assert "Traceback" not in err, err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    return err
+
+
+def test_sample_checks_every_field_of_a_checkpoint(capsys, bad_checkpoint):
+    path, field = bad_checkpoint
+    code = sample_cli.main(["--ckpt", path, "--classify", "love this"])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "", "no label printed from a spoilt file"
+    assert f"{path}: field {field!r}" in one_error_line(err)
+
+
+def test_init_from_checks_the_same_fields_before_reading_data(capsys, tmp_path, bad_checkpoint):
+    path, field = bad_checkpoint
+    code = train_cli.main(["--task", "classify", "--init-from", path, "--data",
+                           str(tmp_path / "not-read.csv"), "--out", str(tmp_path / "o")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and f"{path}: field {field!r}" in one_error_line(err)
+
+
+def test_a_sound_checkpoint_passes_and_its_threshold_decides(capsys, tmp_path):
+    path = str(save_checkpoint(classifier_payload(), tmp_path / "good.pt"))
+    assert sample_cli.main(["--ckpt", path, "--classify", "love this"]) == 0
+    label, probabilities, _ = capsys.readouterr().out.split("\t")
+    p_positive = float(probabilities.split("positive ")[1].split(",")[0].rstrip(")"))
+    assert label == ("positive" if p_positive >= 0.4 else "negative")
+
+
+@pytest.mark.parametrize(
+    "field, spoil",
+    [("step", lambda c: c.update(step="3")), ("best_metric", lambda c: c.update(best_metric=float("nan"))),
+     ("optimizer", lambda c: c.pop("optimizer")), ("train_config", lambda c: c["train_config"].update(lr=-1.0))],
+)  # fmt: skip
+def test_resume_checks_the_fields_it_reads(tmp_path, capsys, finished, field, spoil):
+    cfg, files = finished
+    out = tmp_path / "run"
+    out.mkdir()
+    for name, data in files.items():
+        (out / name).write_bytes(data)
+    ckpt = torch.load(out / "last.pt", weights_only=True)
+    spoil(ckpt)
+    save_checkpoint(ckpt, out / "last.pt")
+    code = train_cli.main(["--out", str(out), "--resume"])
+    err = capsys.readouterr().err
+    assert code == 2 and f"{out / 'last.pt'}: field {field!r}" in one_error_line(err)
