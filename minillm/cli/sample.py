@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import random
 import sys
@@ -20,6 +19,7 @@ import torch
 from minillm import explain
 from minillm.checkpoint import lm_head_trained, load_for_inference
 from minillm.cli import ShowVersion, run_command
+from minillm.cli.sample_flags import check_flags
 from minillm.cpu_linear import use_input_major_weights
 from minillm.device import pick_device
 from minillm.inference import (
@@ -232,28 +232,6 @@ def explain_label(args: argparse.Namespace, model, tokenizer, ckpt: dict) -> int
                          args.out or "explain.png", labels, probs, predicted)  # fmt: skip
     print(f"wrote {path}", file=sys.stderr)
     return 0
-
-
-def check_flags(args: argparse.Namespace) -> None:
-    """Refuse flag values that cannot work, before the checkpoint is loaded."""
-    if not math.isfinite(args.temperature) or args.temperature < 0:
-        raise ValueError(f"--temperature must be a finite number >= 0, got {args.temperature}")
-    if args.top_k < 0:
-        raise ValueError(f"--top-k must be >= 0 (0 = all tokens), got {args.top_k}")
-    if not 0.0 < args.top_p <= 1.0:  # nan fails both comparisons
-        raise ValueError(f"--top-p must be in (0, 1], got {args.top_p}")
-    if args.max_new_tokens < 0:
-        raise ValueError(f"--max-new-tokens must be >= 0, got {args.max_new_tokens}")
-    if args.num_samples < 1:
-        raise ValueError(f"--num-samples must be >= 1, got {args.num_samples}")
-    if args.threshold is not None and not 0.0 < args.threshold < 1.0:
-        raise ValueError(f"--threshold must be a probability in (0, 1), got {args.threshold}")
-    if args.attention is not None and args.explain is not None:
-        raise ValueError("give --attention or --explain, not both (each writes one PNG)")
-    if args.classify and args.classify_file:
-        raise ValueError("give --classify or --classify-file, not both")
-    if args.format != "text" and not (args.classify or args.classify_file or args.evaluate):
-        raise ValueError("--format applies to --classify, --classify-file and --evaluate")
 
 
 def print_json(value, fmt: str) -> None:
