@@ -12,6 +12,7 @@ training (minillm.training).
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -43,6 +44,23 @@ def read_stdin(flag: str) -> str:
         reason = err.strerror or "not open for reading"
         raise ValueError(f"{flag} -: standard input cannot be read ({reason})") from None
     return decode_utf8(raw, "standard input")
+
+
+def check_argument_text(text: str, flag: str) -> str:
+    """`text` given on the command line for `flag`, checked like text from a file.
+
+    Python hands over command-line bytes that are not UTF-8 as lone surrogates (PEP
+    383); they are reported as `decode_utf8` reports a file's, naming the flag."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    try:
+        raw = os.fsencode(text)  # the bytes as they were given
+    except UnicodeEncodeError:  # a surrogate no bytes give (from Python, not a shell)
+        raise ValueError(f"{flag}: not valid text (it holds a lone surrogate)") from None
+    return decode_utf8(raw, flag)
 
 
 def read_lines(path: str, flag: str = "--classify-file") -> list[str]:

@@ -270,3 +270,72 @@ def test_resume_checks_the_fields_it_reads(tmp_path, capsys, finished, field, sp
     code = train_cli.main(["--out", str(out), "--resume"])
     err = capsys.readouterr().err
     assert code == 2 and f"{out / 'last.pt'}: field {field!r}" in one_error_line(err)
+
+
+# -- 3. text on the command line is checked like text from a file --------------------
+
+NOT_UTF8 = {"invalid start byte": b"\xff\xfe", "cut short": b"ok \xe4", "Latin-1": b"caf\xe9"}
+TEXT_FLAGS = ["--prompt", "--classify", "--explain", "--attention"]
+
+
+@pytest.mark.parametrize("flag", TEXT_FLAGS)
+@pytest.mark.parametrize("raw", NOT_UTF8.values(), ids=list(NOT_UTF8))
+def test_command_line_text_that_is_not_utf8_is_one_line_naming_the_flag(capsys, tmp_path, flag,
+                                                                         raw):  # fmt: skip
+    given = os.fsdecode(raw)  # what Python makes of such bytes in sys.argv
+    code = sample_cli.main(["--ckpt", str(tmp_path / "missing.pt"), flag, given])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "", "nothing echoed"
+    assert one_error_line(err).startswith(f"error: {flag}: line 1: ")
+
+
+def test_command_line_bytes_reach_the_check_from_a_real_shell(tmp_path):
+    run = subprocess.run([sys.executable, str(ROOT / "sample.py"), "--ckpt", str(tmp_path / "x.pt"),
+                          "--prompt", os.fsdecode(b"\xff\xfe")], capture_output=True, text=True)  # fmt: skip
+    assert run.returncode == 2 and run.stdout == ""
+    assert (
+        run.stderr.startswith("error: --prompt: line 1: UTF-16") and "Traceback" not in run.stderr
+    )
+
+
+# -- 8. two modes at once, or a flag of another mode: refused, naming both ---------------
+
+MODE_ARGS = {
+    "--classify": ["--classify", "hi"],
+    "--classify-file": ["--classify-file", "posts.txt"],
+    "--evaluate": ["--evaluate", "labeled.csv"],
+    "--attention": ["--attention", "hi"],
+    "--explain": ["--explain", "hi"],
+}
+PAIRS = [(a, b) for i, a in enumerate(MODE_ARGS) for b in list(MODE_ARGS)[i + 1 :]]
+
+
+@pytest.mark.parametrize(("first", "second"), PAIRS, ids=[f"{a} {b}" for a, b in PAIRS])
+def test_two_modes_at_once_are_refused_naming_both(capsys, tmp_path, first, second):
+    code = sample_cli.main(["--ckpt", str(tmp_path / "missing.pt"), *MODE_ARGS[second],
+                            *MODE_ARGS[first]])  # fmt: skip
+    err = one_error_line(capsys.readouterr().err)
+    assert code == 2 and first in err and second in err and "missing.pt" not in err
+
+
+# A flag, and a mode it does not serve (None: the default, text generation).
+STRAY_FLAGS = [
+    (["--plot", "cm.png"], None), (["--plot", "cm.png"], "--classify"),
+    (["--split", "val"], "--classify-file"), (["--out", "a.png"], "--classify"),
+    (["--out", "a.png"], None), (["--threshold", "0.3"], "--attention"),
+    (["--threshold", "0.3"], None), (["--format", "json"], "--explain"),
+    (["--prompt", "hi"], "--classify"), (["--temperature", "0"], "--evaluate"),
+    (["--num-samples", "3"], "--explain"), (["--seed", "1"], "--attention"),
+    (["--no-cache"], "--classify-file"), (["--max-new-tokens", "5"], "--classify"),
+    (["--top-k", "5"], "--evaluate"), (["--top-p", "0.5"], "--classify"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("flag", "mode"), STRAY_FLAGS,
+                         ids=[f"{f[0]} with {m or 'generation'}" for f, m in STRAY_FLAGS])  # fmt: skip
+def test_a_flag_that_would_be_dropped_is_refused_naming_it(capsys, tmp_path, flag, mode):
+    code = sample_cli.main(["--ckpt", str(tmp_path / "missing.pt"), *flag,
+                            *(MODE_ARGS[mode] if mode else [])])  # fmt: skip
+    err = one_error_line(capsys.readouterr().err)
+    assert code == 2 and f"error: {flag[0]} applies to " in err and (mode is None or mode in err)
+    assert not (tmp_path / "a.png").exists() and not Path("attention.png").exists()

@@ -339,7 +339,7 @@ def generate(args: argparse.Namespace, model, tokenizer, ckpt: dict) -> int:
 def run(args: argparse.Namespace) -> int:
     """Check the flags, load the checkpoint (with a note if another version wrote it), then
     do what the flags ask: one mode, the first given of those below; text generation if none."""
-    check_flags(args)
+    check_flags(args, build_parser())
     device = pick_device(args.device)
     model, tokenizer, ckpt = load_for_inference(args.ckpt, device)
     note = version_note(ckpt, args.ckpt)
