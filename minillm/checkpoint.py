@@ -26,6 +26,7 @@ and rebuilding a model and tokenizer from a file. Leaves out: what goes into the
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import re
@@ -46,24 +47,61 @@ WRAPPER_PREFIXES = ("_orig_mod.", "module.")
 
 
 def save_checkpoint(payload: dict[str, Any], path: str | os.PathLike) -> Path:
-    """Write `payload` to `path` atomically: a crash mid-save leaves the old file intact."""
+    """Write `payload` to `path` atomically: a crash mid-save leaves the old file intact.
+
+    A write that fails (a full disk, a file-size limit, a read-only folder) is a
+    CheckpointError naming the file and the reason, and leaves no temporary file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "version": VERSION, **payload}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
+            writes = _Writes(f)
+            try:
+                torch.save(payload, writes)
+            except RuntimeError:  # torch's message drops the reason; the write kept it
+                if writes.error is None:
+                    raise
+                raise writes.error from None
             f.flush()
             os.fsync(f.fileno())
         umask = os.umask(0)  # mkstemp makes the file private (0600); give it the usual mode
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)  # atomic on POSIX and Windows: readers see old or new, never half
+    except OSError as err:
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
+        kept = f"{path} is as it was" if path.exists() else "no earlier file was there"
+        raise CheckpointError(
+            f"{path}: could not be written ({err.strerror or err}); {kept}"
+        ) from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+class _Writes(io.RawIOBase):
+    """A file's writes, keeping the OSError of one that fails: torch.save reports it as a
+    RuntimeError without the reason (a full disk, a file too large)."""
+
+    def __init__(self, f) -> None:
+        super().__init__()
+        self.f, self.error = f, None
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        try:
+            return self.f.write(data)
+        except OSError as err:
+            self.error = err
+            raise
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:

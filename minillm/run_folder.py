@@ -146,16 +146,24 @@ class MetricsLog:
         if resume_step is not None and path.exists():
             rows = read_metrics(path, log)
             self.rows = [r for r in rows if r.get("step", 0) <= resume_step]
-        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in self.rows), encoding="utf-8")
-        os.replace(tmp, path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in self.rows), encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError as err:
+            tmp.unlink(missing_ok=True)
+            raise RunFolderError(f"{path}: could not be written ({err.strerror or err})") from None
 
     def append(self, row: dict) -> dict:
         if self.enabled:
             self.rows.append(row)
-            with open(self.path, "a", encoding="utf-8") as f:
-                f.write(json.dumps(row) + "\n")
+            try:
+                with open(self.path, "a", encoding="utf-8") as f:
+                    f.write(json.dumps(row) + "\n")
+            except OSError as err:  # a torn last line is what reading it back expects
+                raise RunFolderError(f"{self.path}: could not be written "
+                                     f"({err.strerror or err})") from None  # fmt: skip
         return row
 
 

@@ -339,3 +339,61 @@ def test_a_flag_that_would_be_dropped_is_refused_naming_it(capsys, tmp_path, fla
     err = one_error_line(capsys.readouterr().err)
     assert code == 2 and f"error: {flag[0]} applies to " in err and (mode is None or mode in err)
     assert not (tmp_path / "a.png").exists() and not Path("attention.png").exists()
+
+
+# -- 4. a write that fails (full disk, file-size limit): one line naming the file --------
+
+FILE_SIZE_LIMIT = """
+import resource, sys, torch
+from pathlib import Path
+from minillm.checkpoint import save_checkpoint
+from minillm.run_folder import MetricsLog
+
+folder = Path(sys.argv[1])
+save_checkpoint({"model": {"w": torch.zeros(10)}, "step": 1}, folder / "last.pt")
+(folder / "metrics.jsonl").write_text("".join('{"step": %d}\\n' % i for i in range(9000)))
+resource.setrlimit(resource.RLIMIT_FSIZE, (50_000, resource.RLIM_INFINITY))  # writes past it fail
+big = {"model": {"w": torch.zeros(100_000)}}
+for name, write in [("checkpoint", lambda: save_checkpoint(big, folder / "last.pt")),
+                    ("metrics", lambda: MetricsLog(folder / "metrics.jsonl", resume_step=10**9))]:
+    try:
+        write()
+    except ValueError as err:
+        print(name, "error:", err)
+"""
+
+
+def test_writes_that_fail_name_the_file_and_leave_no_temporary_file(tmp_path):
+    # A file-size limit fails a write as a full disk does: part-way, with an OSError.
+    run = subprocess.run([sys.executable, "-c", FILE_SIZE_LIMIT, str(tmp_path)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert "Traceback" not in run.stderr, run.stderr
+    errors = dict(line.split(" error: ", 1) for line in run.stdout.splitlines())
+    last, metrics = tmp_path / "last.pt", tmp_path / "metrics.jsonl"
+    assert errors == {
+        "checkpoint": f"{last}: could not be written (File too large); {last} is as it was",
+        "metrics": f"{metrics}: could not be written (File too large)",
+    }
+    assert torch.load(last, weights_only=True)["step"] == 1, "the earlier file is whole"
+    assert len(metrics.read_text().splitlines()) == 9000
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt", "metrics.jsonl"]
+
+
+def test_training_into_a_full_disk_ends_in_one_line(tmp_path, finished):
+    cfg, files = finished
+    limit = (len(files["best.pt"]) + len(files["last.pt"])) // 2  # best.pt fits, last.pt not
+
+    def limit_file_size():
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+
+    out = tmp_path / "out"
+    args = [sys.executable, str(ROOT / "train.py"), "--preset", "tiny", "--data", POSTS,
+            "--max-steps", "2", "--eval-interval", "2", "--device", "cpu", "--out", str(out)]  # fmt: skip
+    run = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300,
+                         preexec_fn=limit_file_size, env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    assert run.returncode == 2
+    assert one_error_line(run.stderr) == (f"error: {out / 'last.pt'}: could not be written (File "
+                                          f"too large); no earlier file was there\n")  # fmt: skip
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
