@@ -8,9 +8,9 @@ Holds `check_fields`, which `minillm.checkpoint.load_checkpoint` calls on every 
 sample.py, `train.py --init-from`, --resume and the final report apply the same checks;
 and `check_resumable`, for what --resume reads besides. Every field of the format (see
 minillm.checkpoint) is checked for its type and range, and against the others: the
-weights against the model config (on the meta device, before any memory is spent), the
-tokenizer against the vocabulary, the label names against the head, the threshold
-against the label names.
+model's size against the machine's memory and the weights against the config (both
+before the model is built), the tokenizer against the vocabulary, the label names
+against the head, the threshold against the label names.
 
 Leaves out: reading the file and its format marker (minillm.checkpoint), and what
 training puts into it (minillm.training).
@@ -28,7 +28,7 @@ import torch
 
 from minillm.config import TrainConfig
 from minillm.metrics import METRICS
-from minillm.model import MiniLM, ModelConfig
+from minillm.model import ModelConfig
 from minillm.resources import check_model_fits
 
 
@@ -151,26 +151,35 @@ def _model_config(saved: object, fail) -> ModelConfig:
 
 
 def _check_weights(weights: object, config: ModelConfig, field: str, fail) -> None:
-    """Every weight the config's model has, of its shape and finite; no others."""
+    """The weights whose shapes the config fixes (embeddings, blocks, head) are of those
+    shapes, and every weight is finite. The rest must fit when the model is built
+    (`model_from_checkpoint` names a weight that does not)."""
     if not isinstance(weights, dict) or not all(
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in weights.items()
     ):
         raise fail(field, "not a mapping of weight names to tensors")
     blocks = {int(m.group(1)) for k in weights if (m := re.match(r"blocks\.(\d+)\.", k))}
-    if len(blocks) != config.n_layer:  # before building it: n_layer may be absurd
+    if blocks != set(range(config.n_layer)):
         raise fail(field, f"the weights do not fit model_config: {len(blocks)} blocks, "
                    f"n_layer {config.n_layer}")  # fmt: skip
-    with torch.device("meta"):  # shapes only: nothing allocated
-        expected = {k: v.shape for k, v in MiniLM(config).state_dict().items()}
-    for name, shape in expected.items():
+    C = config.n_embd
+    shapes = {"tok_emb.weight": (config.vocab_size, C), "norm.weight": (C,)}
+    if config.pos == "learned":
+        shapes["pos_emb.weight"] = (config.block_size, C)
+    if config.n_classes:
+        shapes.update(
+            {"cls_head.weight": (config.n_classes, C), "cls_head.bias": (config.n_classes,)}
+        )
+    elif any(k.startswith("cls_head.") for k in weights):
+        raise fail(field, "the weights do not fit model_config: a classification head, "
+                   "n_classes 0")  # fmt: skip
+    for name, shape in shapes.items():
         if name not in weights:
             raise fail(field, f"the weights do not fit model_config: no {name!r}")
-        if weights[name].shape != shape:
+        if tuple(weights[name].shape) != shape:
             raise fail(field, f"the weights do not fit model_config: {name!r} is "
-                       f"{tuple(weights[name].shape)}, not {tuple(shape)}")  # fmt: skip
+                       f"{tuple(weights[name].shape)}, not {shape}")  # fmt: skip
     for name, value in weights.items():
-        if name not in expected:
-            raise fail(field, f"the weights do not fit model_config: {name!r} is not one of its")
         if value.is_floating_point() and not bool(torch.isfinite(value).all()):
             raise fail(field, f"{name!r} holds values that are not finite (NaN or inf)")
 

@@ -1,7 +1,7 @@
 """What a model or a run asks of the machine, checked before anything is allocated.
 
-Holds `model_bytes` (a MiniLM's parameters and buffers, counted on PyTorch's meta device,
-which has shapes but no memory), `memory_bytes` (the most one process can hope to use
+Holds `model_bytes` (a MiniLM's parameters and buffers, counted from its config),
+`memory_bytes` (the most one process can hope to use
 here), `check_model_fits` (for a checkpoint's config) and `check_run_fits` (for a
 training run's flags: its memory and its CPU threads), so that a size with no upper
 bound ends in one line naming it instead of in the allocator, minutes later.
@@ -14,12 +14,10 @@ Leaves out: measuring what a run really uses (BENCHMARKS.md).
 from __future__ import annotations
 
 import os
-from dataclasses import replace
-from itertools import chain
 
 import torch
 
-from minillm.model import MiniLM, ModelConfig
+from minillm.model import ModelConfig
 
 FLOAT32 = 4  # bytes
 # Training keeps, per float32 weight, the weight, its gradient and AdamW's two moments.
@@ -27,19 +25,23 @@ TRAINING_COPIES = 4
 
 
 def model_bytes(config: ModelConfig) -> int:
-    """Bytes of a MiniLM with `config`: parameters and buffers (the rotary tables).
+    """Bytes of a MiniLM with `config` in float32: its parameters and the rotary tables.
 
-    Built on the meta device with one and with two blocks, so even an absurd n_layer
-    costs two small builds: every block is the same size."""
+    Counted from the config, not by building the model (tests/test_hostile.py holds the
+    count equal to a built model's): even an absurd size costs nothing to count.
 
-    def size(n_layer: int) -> int:
-        with torch.device("meta"):
-            model = MiniLM(replace(config, n_layer=n_layer))
-        tensors = chain(model.parameters(), model.buffers())
-        return sum(t.numel() * t.element_size() for t in tensors)
-
-    one = size(1)
-    return one + (config.n_layer - 1) * (size(2) - one)
+        token embedding V·C (+ positions T·C when learned); per block two norms,
+        qkv 3C², proj C², MLP up 4C² and down 4C²; a final norm; the head K·C + K;
+        rotary tables cos and sin, T·hs/2 each.
+    """
+    C, T = config.n_embd, config.block_size
+    norm = 2 * C if config.norm == "layernorm" else C  # weight (+ bias)
+    block = 2 * norm + 12 * C * C
+    params = config.vocab_size * C + config.n_layer * block + norm
+    params += T * C if config.pos == "learned" else 0
+    params += config.n_classes * (C + 1)
+    buffers = T * config.head_size if config.pos == "rope" else 0
+    return FLOAT32 * (params + buffers)
 
 
 def memory_bytes() -> int | None:
@@ -78,8 +80,8 @@ def check_run_fits(cfg, world: int = 1) -> None:
     vocabulary, unknown before the data is read, as its 259 specials and bytes)."""
     cpus = os.cpu_count()
     if cfg.num_threads and cpus and cfg.num_threads > cpus:
-        raise ValueError(f"--num-threads must be at most {cpus}, the CPUs of this machine, "
-                         f"got {cfg.num_threads}")  # fmt: skip
+        raise ValueError(f"--num-threads {cfg.num_threads}: at most {cpus}, the CPUs of this "
+                         f"machine")  # fmt: skip
     vocab = cfg.vocab_size if cfg.tokenizer == "bpe" and cfg.vocab_size else 259
     micro_batch = max(cfg.batch_size // (world * cfg.grad_accum), 1)
     weights = TRAINING_COPIES * model_bytes(cfg.model_config(vocab, n_classes=0))

@@ -66,6 +66,7 @@ from minillm.metrics import (
     task_score,
 )
 from minillm.model import MiniLM
+from minillm.resources import check_run_fits
 from minillm.run_folder import MetricsLog, claim_out_folder, settle_killed_overwrite
 from minillm.tokenizer import Tokenizer
 
@@ -415,6 +416,7 @@ def starting_point(cfg: TrainConfig, world: int = 1, log=print) -> tuple[TrainCo
             f"--batch-size {cfg.batch_size} must divide evenly into {world} process(es) x "
             f"--grad-accum {cfg.grad_accum} micro-batches"
         )
+    check_run_fits(cfg, world)  # sizes and threads this machine cannot give: no data read
     return cfg, ckpt
 
 
@@ -522,7 +524,14 @@ def _train(cfg: TrainConfig, ckpt: dict | None, rank: int, world: int, log, stat
     classifier = cfg.task != "lm"  # sentiment or classify: the classification head
     if cfg.objective != "causal":
         _ = dataset.tokenizer.mask_id  # a ValueError now if the tokenizer has no <|mask|>
-    model, averaged = build_model(cfg, dataset, ckpt, device, dtype, keep_average=is_main, log=log)
+    try:
+        model, averaged = build_model(cfg, dataset, ckpt, device, dtype, keep_average=is_main,
+                                      log=log)  # fmt: skip
+    except (MemoryError, RuntimeError) as err:
+        if not out_of_memory(err):
+            raise
+        raise TrainingError(f"out of memory building the model on {device}: lower --n-layer, "
+                            f"--n-embd, --block-size or --vocab-size") from None  # fmt: skip
     log(f"model: {model.num_params() / 1e6:.2f}M parameters, {model.config}")
 
     optimizer = make_optimizer(model, cfg, device)

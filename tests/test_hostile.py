@@ -25,6 +25,7 @@ from minillm.cli import sample as sample_cli
 from minillm.cli import train as train_cli
 from minillm.inference import running_versions
 from minillm.model import MiniLM, ModelConfig
+from minillm.resources import model_bytes
 from minillm.run_folder import SET_ASIDE
 from minillm.tokenizer import Tokenizer
 from minillm.training import TrainConfig, train
@@ -397,3 +398,51 @@ def test_training_into_a_full_disk_ends_in_one_line(tmp_path, finished):
     assert one_error_line(run.stderr) == (f"error: {out / 'last.pt'}: could not be written (File "
                                           f"too large); no earlier file was there\n")  # fmt: skip
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+
+
+# -- 6. sizes with no upper bound: refused before any work, naming the flag --------------
+
+HUGE = [
+    ["--block-size", "1000000000"],
+    ["--vocab-size", "1000000000"],
+    ["--n-layer", "100000000"],
+    ["--n-embd", "1000000", "--n-head", "2"],
+    ["--batch-size", "1000000000"],
+    ["--num-threads", str(10**6)],
+]
+
+
+@pytest.mark.parametrize("flags", HUGE, ids=[" ".join(f) for f in HUGE])
+def test_a_size_the_machine_cannot_hold_is_refused_before_any_data_is_read(capsys, tmp_path,
+                                                                            flags):  # fmt: skip
+    missing = str(tmp_path / "not-read.csv")
+    code = train_cli.main(["--preset", "tiny", "--data", missing, "--out", str(tmp_path / "o"),
+                           *flags])  # fmt: skip
+    err = one_error_line(capsys.readouterr().err)
+    assert code == 2 and f"{flags[0]} {flags[1]}" in err and "not-read" not in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_running_out_of_memory_building_the_model_is_one_line(capsys, tmp_path, monkeypatch):
+    def no_memory(*args, **kwargs):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:118] DefaultCPUAllocator: can't "
+                           "allocate memory: you tried to allocate 8796093022208 bytes")  # fmt: skip
+
+    monkeypatch.setattr(training, "MiniLM", no_memory)
+    code = train_cli.main(["--preset", "tiny", "--data", POSTS, "--device", "cpu",
+                           "--out", str(tmp_path / "o")])  # fmt: skip
+    err = one_error_line(capsys.readouterr().err)
+    assert code == 2 and err.startswith("error: out of memory building the model on cpu: lower")
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [dict(), dict(pos="learned", norm="layernorm", mlp="gelu"), dict(n_classes=3),
+     dict(n_layer=3, n_embd=48, n_head=4, block_size=100, vocab_size=300)],
+)  # fmt: skip
+def test_the_counted_model_size_is_the_built_models(shape):
+    config = ModelConfig(**{**dict(vocab_size=512, block_size=64, n_layer=2, n_head=2,
+                                   n_embd=64, n_classes=0), **shape})  # fmt: skip
+    model = MiniLM(config)
+    built = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
+    assert model_bytes(config) == built
