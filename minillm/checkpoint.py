@@ -107,8 +107,16 @@ class _Writes(io.RawIOBase):
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
     """Read and validate a checkpoint; never unpickles arbitrary objects."""
     path = Path(path)
-    if not path.is_file():
+    if path.is_dir():
+        best = path / "best.pt"
+        hint = f": did you mean {best}?" if best.is_file() else ""
+        raise CheckpointError(f"{path} is a folder, not a checkpoint file{hint}")
+    if not path.exists():
         raise CheckpointError(f"checkpoint not found: {path}")
+    if not path.is_file():
+        raise CheckpointError(
+            f"{path} is not a regular file (a device or a pipe?), not a checkpoint"
+        )
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:

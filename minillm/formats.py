@@ -21,7 +21,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
+import stat
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -105,16 +107,45 @@ class ReadResult:
 
 def _read_text(path: Path) -> str:
     """The whole file as text; a DataError if it is missing, empty or not UTF-8."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise _error(path, "no such file") from None
-    except OSError as err:
-        raise _error(path, f"cannot read: {err.strerror}") from None
-    text = decode_utf8(raw, path)
+    text = decode_utf8(read_file_bytes(path), path)
     if not text.strip():
         raise _error(path, "empty file")
     return text
+
+
+def read_file_bytes(path: Path | str) -> bytes:
+    """All the bytes of the file at `path`: a regular file, or a pipe (`<(...)` in a shell).
+
+    A DataError naming the file if it is missing or unreadable, or is something else
+    (a folder, a device such as /dev/zero or /dev/urandom, a socket), which could be
+    endless or is not text at all."""
+    try:
+        with open(path, "rb") as f:
+            kind = os.fstat(f.fileno()).st_mode
+            if not (stat.S_ISREG(kind) or stat.S_ISFIFO(kind)):
+                what = "a folder" if stat.S_ISDIR(kind) else "a device or socket"
+                raise _error(path, f"is {what}, not a file of posts")
+            return f.read()
+    except FileNotFoundError:
+        raise _error(path, "no such file") from None
+    except IsADirectoryError:
+        raise _error(path, "is a folder, not a file of posts") from None
+    except OSError as err:
+        raise _error(path, f"cannot read: {err.strerror}") from None
+
+
+def parse_json(text: str, path: Path | str, line: int | None = None) -> object:
+    """`json.loads(text)`, every way it can refuse a DataError naming the file and line:
+    malformed JSON, an integer past Python's digit limit, nesting too deep to parse."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise _error(path, f"malformed JSON: {err.msg} (column {err.colno})", line) from None
+    except ValueError as err:  # "Exceeds the limit (4300 digits) for integer string ...; use
+        reason = str(err).split(";")[0]  # sys.set_int_max_str_digits()": Python's advice, cut
+        raise _error(path, f"malformed JSON: {reason}", line) from None
+    except RecursionError:
+        raise _error(path, "malformed JSON: nested too deeply", line) from None
 
 
 def decode_utf8(raw: bytes, path: Path | str) -> str:
@@ -396,10 +427,7 @@ def _read_jsonl(
         if not line.strip():
             skipped["blank line"] += 1
             continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise _error(path, f"malformed JSON: {err.msg} (column {err.colno})", n) from None
+        record = parse_json(line, path, n)
         if not isinstance(record, dict):
             raise _error(path, f"expected a JSON object, found {type(record).__name__}", n)
         if text_field not in record:

@@ -22,7 +22,7 @@ import torch
 from minillm import __version__
 from minillm.data import encode_for_classification, encode_prompt, label_ids, pad_batch
 from minillm.device import autocast
-from minillm.formats import decode_utf8, read_posts, split_lines
+from minillm.formats import decode_utf8, read_file_bytes, read_posts, split_lines
 from minillm.metrics import classification_metrics, predictions
 from minillm.normalize import normalize_post
 from minillm.utf8 import Utf8Guard
@@ -73,8 +73,7 @@ def read_lines(path: str, flag: str = "--classify-file") -> list[str]:
     """
     if path == "-":
         return split_lines(read_stdin(flag))
-    with open(path, "rb") as f:
-        return split_lines(decode_utf8(f.read(), path))
+    return split_lines(decode_utf8(read_file_bytes(path), path))
 
 
 def running_versions() -> dict[str, str]:

@@ -186,6 +186,10 @@ def read_metrics(path: Path, log=print) -> list[dict]:
                     f"it was written?); dropped it")  # fmt: skip
                 break
             raise RunFolderError(f"{path}:{number}: not a JSON line ({err.msg})") from None
+        except (ValueError, RecursionError) as err:  # a digit limit, nesting too deep
+            reason = "nested too deeply" if isinstance(err, RecursionError) else str(err)
+            reason = reason.split(";")[0]  # not Python's advice to raise its digit limit
+            raise RunFolderError(f"{path}:{number}: not a JSON line ({reason})") from None
         if not isinstance(row, dict):
             raise RunFolderError(f"{path}:{number}: not a JSON object")
         rows.append(row)

@@ -26,7 +26,7 @@ from minillm.cli import train as train_cli
 from minillm.inference import running_versions
 from minillm.model import MiniLM, ModelConfig
 from minillm.resources import model_bytes
-from minillm.run_folder import SET_ASIDE
+from minillm.run_folder import SET_ASIDE, RunFolderError, read_metrics
 from minillm.tokenizer import Tokenizer
 from minillm.training import TrainConfig, train
 
@@ -446,3 +446,80 @@ def test_the_counted_model_size_is_the_built_models(shape):
     model = MiniLM(config)
     built = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
     assert model_bytes(config) == built
+
+
+# -- 7. input files: only ordinary files (or pipes) are read; every JSON refusal located --
+
+NOT_FILES = {"/dev/zero": "is a device or socket", "/dev/urandom": "is a device or socket"}
+
+
+@pytest.mark.parametrize("device", list(NOT_FILES))
+def test_a_device_is_refused_as_data_or_posts_without_reading_it(capsys, tmp_path, device):
+    if not Path(device).exists():
+        pytest.skip(f"no {device} here")
+    link = tmp_path / "posts.txt"
+    link.symlink_to(device)  # a supported name, so only what it is can refuse it
+    code = train_cli.main(["--preset", "tiny", "--data", str(link), "--out", str(tmp_path / "o")])
+    assert code == 2
+    assert (
+        one_error_line(capsys.readouterr().err)
+        == f"error: {link}: {NOT_FILES[device]}, not a file of posts\n"
+    )
+    checkpoint = save_checkpoint(classifier_payload(), tmp_path / "c.pt")
+    code = sample_cli.main(["--ckpt", str(checkpoint), "--classify-file", device])
+    assert code == 2 and f"{device}: {NOT_FILES[device]}" in one_error_line(capsys.readouterr().err)
+
+
+def test_a_pipe_is_read_like_standard_input(capsys, tmp_path):
+    checkpoint = save_checkpoint(classifier_payload(), tmp_path / "c.pt")
+    read, write = os.pipe()
+    os.write(write, b"love this\nworst ever\n")
+    os.close(write)
+    code = sample_cli.main(["--ckpt", str(checkpoint), "--classify-file", f"/dev/fd/{read}"])
+    os.close(read)
+    out = capsys.readouterr().out
+    assert code == 0 and len(out.splitlines()) == 2
+
+
+BAD_JSON = {
+    "an integer of 5,000 digits": (
+        '{"text": "hi", "label": %s}' % ("1" * 5000),
+        "Exceeds the limit",
+    ),
+    "nested 100,000 deep": ('{"text": %s}' % ("[" * 100_000), "nested too deeply"),
+    "cut short": ('{"text": "hi', "Unterminated string"),
+}
+
+
+@pytest.mark.parametrize(("line", "reason"), BAD_JSON.values(), ids=list(BAD_JSON))
+def test_json_that_is_refused_in_any_way_names_file_and_line(capsys, tmp_path, line, reason):
+    data = tmp_path / "posts.jsonl"
+    data.write_text('{"text": "fine", "label": "a"}\n' + line + "\n")
+    code = train_cli.main(["--preset", "tiny", "--data", str(data), "--out", str(tmp_path / "o")])
+    err = one_error_line(capsys.readouterr().err)
+    assert (
+        code == 2 and err.startswith(f"error: {data}: line 2: malformed JSON: ") and reason in err
+    )
+    assert "set_int_max_str_digits" not in err
+
+
+@pytest.mark.parametrize(("line", "reason"), BAD_JSON.values(), ids=list(BAD_JSON))
+def test_a_metrics_line_refused_in_any_way_names_file_and_line(tmp_path, line, reason):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text(line + '\n{"step": 1}\n')
+    with pytest.raises(RunFolderError, match=rf"metrics.jsonl:1: not a JSON line \(.*{reason}"):
+        read_metrics(path)
+
+
+# -- 9. smaller: a folder given as a checkpoint --------------------------------------------
+
+
+def test_a_folder_given_as_a_checkpoint_says_so_and_points_at_best_pt(capsys, tmp_path):
+    save_checkpoint(classifier_payload(), tmp_path / "best.pt")
+    code = sample_cli.main(["--ckpt", str(tmp_path), "--classify", "hi"])
+    err = one_error_line(capsys.readouterr().err)
+    assert code == 2
+    assert (
+        err
+        == f"error: {tmp_path} is a folder, not a checkpoint file: did you mean {tmp_path / 'best.pt'}?\n"
+    )
