@@ -523,3 +523,15 @@ def test_a_folder_given_as_a_checkpoint_says_so_and_points_at_best_pt(capsys, tm
         err
         == f"error: {tmp_path} is a folder, not a checkpoint file: did you mean {tmp_path / 'best.pt'}?\n"
     )
+
+
+@pytest.mark.parametrize("same", ["the same file", "the same texts in another file"])
+def test_val_that_is_all_of_data_says_why_in_the_error(capsys, tmp_path, same):
+    val = POSTS
+    if same != "the same file":
+        val = tmp_path / "copy.csv"
+        val.write_bytes(Path(POSTS).read_bytes())
+    code = train_cli.main(["--preset", "tiny", "--data", POSTS, "--val", str(val),
+                           "--out", str(tmp_path / "o")])  # fmt: skip
+    err = one_error_line(capsys.readouterr().err)
+    assert code == 2 and "posts of --data is in --val" in err
