@@ -535,3 +535,46 @@ def test_val_that_is_all_of_data_says_why_in_the_error(capsys, tmp_path, same):
                            "--out", str(tmp_path / "o")])  # fmt: skip
     err = one_error_line(capsys.readouterr().err)
     assert code == 2 and "posts of --data is in --val" in err
+
+
+# -- 5. output that cannot be written: an error line and exit 2, never exit 0 -------------
+
+FULL = Path("/dev/full")  # every write fails with "No space left on device"
+COMMANDS = {
+    "train.py --help": ["train.py", "--help"],
+    "train.py --version": ["train.py", "--version"],
+    "sample.py --help": ["sample.py", "--help"],
+    "sample.py --version": ["sample.py", "--version"],
+    "python -m minillm": ["-m", "minillm"],
+    "python -m minillm --version": ["-m", "minillm", "--version"],
+    "python -m minillm sample --help": ["-m", "minillm", "sample", "--help"],
+}
+
+
+@pytest.mark.skipif(not FULL.exists(), reason="no /dev/full here")
+@pytest.mark.parametrize("args", COMMANDS.values(), ids=list(COMMANDS))
+def test_output_into_a_full_device_is_an_error(args):
+    with FULL.open("w") as full:
+        run = subprocess.run([sys.executable, *args], cwd=ROOT, stdout=full, stderr=subprocess.PIPE,
+                             text=True, timeout=120)  # fmt: skip
+    assert run.returncode == 2
+    assert one_error_line(run.stderr) == (
+        "error: standard output cannot be written (No space left on device)\n"
+    )
+
+
+@pytest.mark.skipif(not FULL.exists(), reason="no /dev/full here")
+def test_generated_text_into_a_full_device_is_an_error(tmp_path):
+    payload = classifier_payload()
+    payload.update(label_names=None, threshold=None, metric=None, lm_head_trained=True)
+    config = ModelConfig(**{**payload["model_config"], "n_classes": 0})
+    payload.update(model_config=asdict(config), model=MiniLM(config).state_dict())
+    checkpoint = save_checkpoint(payload, tmp_path / "lm.pt")
+    with FULL.open("w") as full:
+        run = subprocess.run([sys.executable, "sample.py", "--ckpt", str(checkpoint), "--seed", "1"],
+                             cwd=ROOT, stdout=full, stderr=subprocess.PIPE, text=True, timeout=120)  # fmt: skip
+    assert run.returncode == 2
+    assert run.stderr.endswith(
+        "error: standard output cannot be written (No space left on device)\n"
+    )
+    assert "Traceback" not in run.stderr

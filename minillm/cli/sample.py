@@ -18,7 +18,7 @@ import torch
 
 from minillm import explain
 from minillm.checkpoint import lm_head_trained, load_for_inference
-from minillm.cli import ShowVersion, run_command
+from minillm.cli import ArgumentParser, ShowVersion, run_command
 from minillm.cli.sample_flags import check_flags
 from minillm.cpu_linear import use_input_major_weights
 from minillm.device import pick_device
@@ -41,7 +41,7 @@ from minillm.progress import Status
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         description="Generate text from, classify with, or evaluate a minillm checkpoint.",
     )
     p.add_argument("--version", action=ShowVersion)
@@ -359,5 +359,4 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return run_command(lambda: run(args))
+    return run_command(lambda: run(build_parser().parse_args(argv)))
