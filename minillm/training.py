@@ -670,15 +670,16 @@ def evaluate_and_save(*, cfg, dataset, model, averaged, optimizer, state, metric
     """
     evaluated = model if averaged is None else averaged.module
     scores = evaluate(evaluated, dataset, cfg, device, dtype)
-    metrics.append({"step": state.step, "kind": "val", **_scalars(scores)})
     key, higher_is_better = _selection_metric(cfg)
+    value = task_score(scores, key) if cfg.task != "lm" else scores[key]
     finite = all_finite(model) and (evaluated is model or all_finite(evaluated))  # --ema: both
-    if not math.isfinite(scores["loss"]) or not finite:
+    if not (math.isfinite(scores["loss"]) and math.isfinite(value) and finite):
         what = (f"the validation loss became {scores['loss']}" if not math.isfinite(scores["loss"])
+                else f"the validation {key} became {value}" if not math.isfinite(value)
                 else "some weights became non-finite")  # fmt: skip
         raise TrainingError(f"{what} at step {state.step}; stopping without saving that state. "
                             + good_checkpoints(out, state))  # fmt: skip
-    value = task_score(scores, key) if cfg.task != "lm" else scores[key]
+    metrics.append({"step": state.step, "kind": "val", **_scalars(scores)})  # finite, so saved
     improved = state.record(value, higher_is_better)
     log(_eval_line(state.step, scores, cfg.metric) + ("  (best)" if improved else ""))
     for_inference = {

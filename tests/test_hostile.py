@@ -7,6 +7,8 @@ for what must hold ("nothing lost", "one line naming the file and field", ...).
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import signal
 import subprocess
@@ -578,3 +580,36 @@ def test_generated_text_into_a_full_device_is_an_error(tmp_path):
         "error: standard output cannot be written (No space left on device)\n"
     )
     assert "Traceback" not in run.stderr
+
+
+# -- the README's promise: nothing non-finite is ever saved, metrics.jsonl included ---------
+
+
+def strict_json(line: str) -> dict:
+    def refuse(constant):
+        raise AssertionError(f"{constant} in metrics.jsonl")
+
+    return json.loads(line, parse_constant=refuse)
+
+
+@pytest.mark.parametrize(
+    "objective, spoilt", [("causal", "loss"), ("masked", "masked_loss"), ("masked", "loss")]
+)
+def test_a_non_finite_validation_score_is_saved_nowhere(tmp_path, monkeypatch, objective, spoilt):
+    real_evaluate, calls = training.evaluate, {"n": 0}
+
+    def nan_at_second_evaluation(*args, **kwargs):
+        scores = real_evaluate(*args, **kwargs)
+        calls["n"] += 1
+        return {**scores, spoilt: float("nan")} if calls["n"] == 2 else scores
+
+    monkeypatch.setattr(training, "evaluate", nan_at_second_evaluation)
+    cfg = config(tmp_path, objective=objective)
+    with pytest.raises(training.TrainingError, match=f"validation {spoilt} became nan at step 4"):
+        train(cfg, log=quiet)
+    out = Path(cfg.out)
+    rows = [strict_json(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert max(r["step"] for r in rows if r["kind"] == "val") == 2
+    for name in ("best.pt", "last.pt"):
+        ckpt = load_checkpoint(out / name)
+        assert ckpt["step"] == 2 and all(math.isfinite(v) for v in ckpt["metrics"].values())
