@@ -367,6 +367,8 @@ def train(cfg: TrainConfig, log=print, status=None) -> Path:
     is_main = rank == 0
     log = log if is_main else (lambda *a, **k: None)
     try:
+        if cfg.resume and is_main:  # what an --overwrite run killed outright left aside
+            settle_killed_overwrite(cfg.out, log)
         cfg, ckpt = starting_point(cfg, world, log)  # every setting checked: no data read yet
         folder = claim_out_folder(cfg.out, resume=cfg.resume, overwrite=cfg.overwrite,
                                   log=log)  # fmt: skip
@@ -397,7 +399,6 @@ def starting_point(cfg: TrainConfig, world: int = 1, log=print) -> tuple[TrainCo
                          f"give one of them")  # fmt: skip
     ckpt = None
     if cfg.resume:
-        settle_killed_overwrite(cfg.out, log)
         last_path = Path(cfg.out) / "last.pt"
         if not last_path.is_file():
             raise CheckpointError(f"--resume: no checkpoint to resume at {last_path}")
