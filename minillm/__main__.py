@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from minillm.cli import COMMANDS, version_line
+from minillm.cli import COMMANDS, run_command, version_line
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -16,6 +16,11 @@ def main(argv: list[str] | None = None) -> int:
         from importlib import import_module
 
         return import_module(f"minillm.cli.{argv[0]}").main(argv[1:])
+    return run_command(lambda: listing(argv))
+
+
+def listing(argv: list[str]) -> int:
+    """The version, or the commands; an unknown command is an error after them."""
     if argv and argv[0] == "--version":
         print(version_line())
         return 0

@@ -20,12 +20,13 @@ A checkpoint is one file made by `torch.save` of a dict of tensors and plain val
     train_model, ema_updates   with --ema only: the trained weights and the average's count
 
 Holds: save (temporary file, fsync, rename), safe load (`weights_only=True`, so a pickle
-that would run code is refused), validation with one-line errors, and rebuilding a model
-and tokenizer from a file. Leaves out: what goes into the dict (see `minillm.training`).
+that would run code is refused; then every field checked, see minillm.checkpoint_fields),
+and rebuilding a model and tokenizer from a file. Leaves out: what goes into the dict (see `minillm.training`).
 """
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import re
@@ -36,6 +37,7 @@ from typing import Any, BinaryIO
 
 import torch
 
+from minillm.checkpoint_fields import CheckpointError, check_fields
 from minillm.model import MiniLM, ModelConfig
 
 FORMAT = "minillm-checkpoint"
@@ -45,23 +47,35 @@ REQUIRED = ("model_config", "model", "tokenizer")
 WRAPPER_PREFIXES = ("_orig_mod.", "module.")
 
 
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used; the message is one line naming the file."""
-
-
 def save_checkpoint(payload: dict[str, Any], path: str | os.PathLike) -> Path:
-    """Write `payload` to `path` atomically: a crash mid-save leaves the old file intact."""
+    """Write `payload` to `path` atomically: a crash mid-save leaves the old file intact.
+
+    A write that fails (a full disk, a file-size limit, a read-only folder) is a
+    CheckpointError naming the file and the reason, and leaves no temporary file."""
     payload = {"format": FORMAT, "version": VERSION, **payload}
-    return write_atomic(path, lambda f: torch.save(payload, f))
+
+    def write(f: BinaryIO) -> None:
+        writes = _Writes(f)
+        try:
+            torch.save(payload, writes)
+        except RuntimeError:  # torch's message drops the reason; the write kept it
+            if writes.error is None:
+                raise
+            raise writes.error from None
+
+    return write_atomic(path, write)
 
 
 def write_atomic(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> Path:
     """Write `path` through `write(f)`, f a binary file: into a temporary file beside it,
-    flushed to disk, then renamed over it, so readers see the old file or the new one."""
+    flushed to disk, then renamed over it, so readers see the old file or the new one.
+    A write that fails is a CheckpointError naming the file and the reason; no temporary
+    file is left behind."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -70,17 +84,52 @@ def write_atomic(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)  # atomic on POSIX and Windows: readers see old or new, never half
+    except OSError as err:
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
+        kept = f"{path} is as it was" if path.exists() else "no earlier file was there"
+        raise CheckpointError(
+            f"{path}: could not be written ({err.strerror or err}); {kept}"
+        ) from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+class _Writes(io.RawIOBase):
+    """A file's writes, keeping the OSError of one that fails: torch.save reports it as a
+    RuntimeError without the reason (a full disk, a file too large)."""
+
+    def __init__(self, f) -> None:
+        super().__init__()
+        self.f, self.error = f, None
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        try:
+            return self.f.write(data)
+        except OSError as err:
+            self.error = err
+            raise
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
     """Read and validate a checkpoint; never unpickles arbitrary objects."""
     path = Path(path)
-    if not path.is_file():
+    if path.is_dir():
+        best = path / "best.pt"
+        hint = f": did you mean {best}?" if best.is_file() else ""
+        raise CheckpointError(f"{path} is a folder, not a checkpoint file{hint}")
+    if not path.exists():
         raise CheckpointError(f"checkpoint not found: {path}")
+    if not path.is_file():
+        raise CheckpointError(
+            f"{path} is not a regular file (a device or a pipe?), not a checkpoint"
+        )
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
@@ -114,7 +163,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     missing = [k for k in REQUIRED if k not in ckpt]
     if missing:
         raise CheckpointError(f"{path}: checkpoint is missing {', '.join(missing)}")
-    ckpt["model"] = strip_wrapper_prefixes(ckpt["model"])
+    if isinstance(ckpt["model"], dict):
+        ckpt["model"] = strip_wrapper_prefixes(ckpt["model"])
+    check_fields(ckpt, path)  # every field, each failure one line naming it
     return ckpt
 
 

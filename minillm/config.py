@@ -164,9 +164,15 @@ class TrainConfig:
         action="store_true",
     )
     overwrite: bool = flag(
-        False, "start afresh in an --out that holds an earlier run, replacing its files", RUN,
+        False,
+        "start afresh in an --out that holds an earlier run. Its files (best.pt, last.pt, "
+        "metrics.jsonl, loss.png, confusion.png; no others) are moved into OUT/.replaced-run "
+        "at the start, and deleted when the new run ends if it saved a checkpoint; if it ends "
+        "without one (bad data, out of memory, any error before its first checkpoint) they "
+        "are put back. After a kill -9 the next run into OUT settles them the same way",
+        RUN,
         action="store_true",
-    )  # fmt: skip
+    )
     seed: int = flag(1337, "random seed: same seed, same run", RUN)
     # model
     n_layer: int | None = flag(None, "transformer blocks", MODEL)

@@ -321,7 +321,11 @@ def prepare_data(
     if labeled:
         val_posts = [p for p in val_posts if p.label is not None]
     if not train_posts or not val_posts:
-        raise ValueError("not enough posts for a training and a validation set")
+        why = (f"every one of the {len(posts):,} posts of --data is in --val (its file or its "
+               f"text); give --val posts that are not in --data" if cfg.val and posts and
+               not train_posts else f"{len(train_posts):,} training, {len(val_posts):,} "
+               f"validation")  # fmt: skip
+        raise ValueError(f"not enough posts for a training and a validation set: {why}")
     log(f"posts: {len(train_posts):,} train, {len(val_posts):,} validation")
 
     if tokenizer is None:

@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
+import stat
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import BinaryIO, TypeVar
 
 from minillm.normalize import normalize_post
 from minillm.progress import Status
@@ -106,16 +108,55 @@ class ReadResult:
 
 def _read_text(path: Path) -> str:
     """The whole file as text; a DataError if it is missing, empty or not UTF-8."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise _error(path, "no such file") from None
-    except OSError as err:
-        raise _error(path, f"cannot read: {err.strerror}") from None
-    text = decode_utf8(raw, path)
+    text = decode_utf8(read_file_bytes(path), path)
     if not text.strip():
         raise _error(path, "empty file")
     return text
+
+
+def read_file_bytes(path: Path | str) -> bytes:
+    """All the bytes of the file at `path` (`_open_file`)."""
+    with _open_file(path) as f:
+        try:
+            return f.read()
+        except OSError as err:
+            raise _error(path, f"cannot read: {err.strerror}") from None
+
+
+def _open_file(path: Path | str) -> BinaryIO:
+    """The file at `path`, open for reading: a regular file, or a pipe (`<(...)` in a shell).
+
+    A DataError naming the file if it is missing or unreadable, or is something else
+    (a folder, a device such as /dev/zero or /dev/urandom, a socket), which could be
+    endless or is not text at all."""
+    try:
+        f = open(path, "rb")  # noqa: SIM115 -- the caller closes it
+    except FileNotFoundError:
+        raise _error(path, "no such file") from None
+    except IsADirectoryError:
+        raise _error(path, "is a folder, not a file of posts") from None
+    except OSError as err:
+        raise _error(path, f"cannot read: {err.strerror}") from None
+    kind = os.fstat(f.fileno()).st_mode
+    if not (stat.S_ISREG(kind) or stat.S_ISFIFO(kind)):
+        f.close()
+        what = "a folder" if stat.S_ISDIR(kind) else "a device or socket"
+        raise _error(path, f"is {what}, not a file of posts")
+    return f
+
+
+def parse_json(text: str, path: Path | str, line: int | None = None) -> object:
+    """`json.loads(text)`, every way it can refuse a DataError naming the file and line:
+    malformed JSON, an integer past Python's digit limit, nesting too deep to parse."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise _error(path, f"malformed JSON: {err.msg} (column {err.colno})", line) from None
+    except ValueError as err:  # "Exceeds the limit (4300 digits) for integer string ...; use
+        reason = str(err).split(";")[0]  # sys.set_int_max_str_digits()": Python's advice, cut
+        raise _error(path, f"malformed JSON: {reason}", line) from None
+    except RecursionError:
+        raise _error(path, "malformed JSON: nested too deeply", line) from None
 
 
 def decode_utf8(raw: bytes, path: Path | str, first_line: int = 1) -> str:
@@ -166,12 +207,7 @@ def _lines(path: Path, keepends: bool = False, on_bytes=None) -> Iterator[str]:
     memory does not grow with the file. Errors are `_read_text`'s, with the same line
     numbers. `on_bytes(n)`, if given, hears of every n bytes read (a progress line).
     """
-    try:
-        file = path.open("rb")
-    except FileNotFoundError:
-        raise _error(path, "no such file") from None
-    except OSError as err:
-        raise _error(path, f"cannot read: {err.strerror}") from None
+    file = _open_file(path)
     line, rest, has_text = 1, b"", False
     with file:
         while True:
@@ -436,10 +472,7 @@ def _jsonl_posts(
         if not line.strip():
             skipped["blank line"] += 1
             continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise _error(path, f"malformed JSON: {err.msg} (column {err.colno})", n) from None
+        record = parse_json(line, path, n)
         if not isinstance(record, dict):
             raise _error(path, f"expected a JSON object, found {type(record).__name__}", n)
         if text_field not in record:

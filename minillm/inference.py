@@ -12,6 +12,7 @@ training (minillm.training).
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -21,7 +22,7 @@ import torch
 from minillm import __version__
 from minillm.data import encode_for_classification, encode_prompt, label_ids, pad_batch
 from minillm.device import autocast
-from minillm.formats import decode_utf8, read_posts, split_lines
+from minillm.formats import decode_utf8, read_file_bytes, read_posts, split_lines
 from minillm.metrics import classification_metrics, predictions
 from minillm.normalize import normalize_post
 from minillm.utf8 import Utf8Guard
@@ -45,6 +46,23 @@ def read_stdin(flag: str) -> str:
     return decode_utf8(raw, "standard input")
 
 
+def check_argument_text(text: str, flag: str) -> str:
+    """`text` given on the command line for `flag`, checked like text from a file.
+
+    Python hands over command-line bytes that are not UTF-8 as lone surrogates (PEP
+    383); they are reported as `decode_utf8` reports a file's, naming the flag."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    try:
+        raw = os.fsencode(text)  # the bytes as they were given
+    except UnicodeEncodeError:  # a surrogate no bytes give (from Python, not a shell)
+        raise ValueError(f"{flag}: not valid text (it holds a lone surrogate)") from None
+    return decode_utf8(raw, flag)
+
+
 def read_lines(path: str, flag: str = "--classify-file") -> list[str]:
     """One post per line from a file ('-' = standard input, see `read_stdin`), in order;
     blank lines stay (as posts).
@@ -55,8 +73,7 @@ def read_lines(path: str, flag: str = "--classify-file") -> list[str]:
     """
     if path == "-":
         return split_lines(read_stdin(flag))
-    with open(path, "rb") as f:
-        return split_lines(decode_utf8(f.read(), path))
+    return split_lines(decode_utf8(read_file_bytes(path), path))
 
 
 def running_versions() -> dict[str, str]:

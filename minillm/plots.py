@@ -41,8 +41,11 @@ TOKEN_DPI = 100
 def _save(fig: Figure, path: str | Path, dpi: int) -> Path:
     """Write `fig` to `path` (parent folders made as needed) at `dpi`; returns the path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)  # no bbox="tight": the PNG is exactly figsize × dpi
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=dpi)  # no bbox="tight": the PNG is exactly figsize × dpi
+    except OSError as err:  # a full disk, a folder that cannot be written
+        raise OSError(f"{path}: could not be written ({err.strerror or err})") from None
     return path
 
 

@@ -15,8 +15,10 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from minillm.checkpoint import CheckpointError, load_checkpoint
+from minillm.checkpoint_fields import check_resumable
 from minillm.config import MODEL_FIELDS, TrainConfig, flag_name
 from minillm.export import load_init_from
+from minillm.resources import check_run_fits
 
 
 @dataclass
@@ -69,6 +71,7 @@ def starting_point(cfg: TrainConfig, world: int = 1, log=print) -> tuple[TrainCo
         if not last_path.is_file():
             raise CheckpointError(f"--resume: no checkpoint to resume at {last_path}")
         ckpt = load_checkpoint(last_path)
+        check_resumable(ckpt, last_path)
         cfg = resumed_config(TrainConfig.from_dict(ckpt["train_config"]), cfg, last_path, log)
     elif cfg.init_from:
         ckpt = load_init_from(cfg.init_from)  # a checkpoint, or a Hugging Face folder
@@ -82,6 +85,7 @@ def starting_point(cfg: TrainConfig, world: int = 1, log=print) -> tuple[TrainCo
             f"--batch-size {cfg.batch_size} must divide evenly into {world} process(es) x "
             f"--grad-accum {cfg.grad_accum} micro-batches"
         )
+    check_run_fits(cfg, world)  # sizes and threads this machine cannot give: no data read
     return cfg, ckpt
 
 

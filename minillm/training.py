@@ -56,7 +56,7 @@ from minillm.evaluation import eval_line, evaluate, final_report
 from minillm.inference import running_versions
 from minillm.metrics import task_score
 from minillm.model import MiniLM
-from minillm.run_folder import MetricsLog, claim_out_folder
+from minillm.run_folder import MetricsLog, claim_out_folder, settle_killed_overwrite
 from minillm.run_state import RunState, starting_point
 from minillm.stopping import Stopped, StopSignal
 from minillm.tokenizer import Tokenizer
@@ -238,8 +238,11 @@ def train(cfg: TrainConfig, log=print, status=None) -> Path:
     is_main = rank == 0
     log = log if is_main else (lambda *a, **k: None)
     try:
+        if cfg.resume and is_main:  # what an --overwrite run killed outright left aside
+            settle_killed_overwrite(cfg.out, log)
         cfg, ckpt = starting_point(cfg, world, log)  # every setting checked: no data read yet
-        folder = claim_out_folder(cfg.out, resume=cfg.resume, overwrite=cfg.overwrite)
+        folder = claim_out_folder(cfg.out, resume=cfg.resume, overwrite=cfg.overwrite,
+                                  log=log)  # fmt: skip
         with folder if is_main else nullcontext():  # refuses a used or busy --out
             best = _train(cfg, ckpt, rank, world, log, status if is_main else None)
         dist.finish()
@@ -264,8 +267,12 @@ def build_model(cfg: TrainConfig, dataset: Dataset, ckpt: dict | None, device, d
         model = MiniLM(cfg.model_config(dataset.tokenizer.vocab_size, n_classes), attention=kernel)
     if ckpt and not cfg.resume:  # --init-from
         trunk = {k: v for k, v in ckpt["model"].items() if not k.startswith("cls_head.")}
-        missing, unexpected = model.load_state_dict(trunk, strict=False)
-        if unexpected or any(not k.startswith("cls_head.") for k in missing):
+        try:
+            missing, unexpected = model.load_state_dict(trunk, strict=False)
+            fits = not unexpected and all(k.startswith("cls_head.") for k in missing)
+        except RuntimeError:  # a weight of another shape (a vocabulary its tokenizer lacks)
+            fits = False
+        if not fits:
             raise CheckpointError(f"{cfg.init_from}: its weights do not fit this model")
         log(f"initialised the trunk from {cfg.init_from}")
     model.to(device)
@@ -299,7 +306,14 @@ def _train(cfg: TrainConfig, ckpt: dict | None, rank: int, world: int, log, stat
     classifier = cfg.task != "lm"  # sentiment or classify: the classification head
     if cfg.objective != "causal":
         _ = dataset.tokenizer.mask_id  # a ValueError now if the tokenizer has no <|mask|>
-    model, averaged = build_model(cfg, dataset, ckpt, device, dtype, keep_average=is_main, log=log)
+    try:
+        model, averaged = build_model(cfg, dataset, ckpt, device, dtype, keep_average=is_main,
+                                      log=log)  # fmt: skip
+    except (MemoryError, RuntimeError) as err:
+        if not out_of_memory(err):
+            raise
+        raise TrainingError(f"out of memory building the model on {device}: lower --n-layer, "
+                            f"--n-embd, --block-size or --vocab-size") from None  # fmt: skip
     log(f"model: {model.num_params() / 1e6:.2f}M parameters, {model.config}")
 
     optimizer = make_optimizer(model, cfg, device)
@@ -438,15 +452,16 @@ def evaluate_and_save(*, cfg, dataset, model, averaged, optimizer, state, metric
     """
     evaluated = model if averaged is None else averaged.module
     scores = evaluate(evaluated, dataset, cfg, device, dtype)
-    metrics.append({"step": state.step, "kind": "val", **_scalars(scores)})
     key, higher_is_better = _selection_metric(cfg)
+    value = task_score(scores, key) if cfg.task != "lm" else scores[key]
     finite = all_finite(model) and (evaluated is model or all_finite(evaluated))  # --ema: both
-    if not math.isfinite(scores["loss"]) or not finite:
+    if not (math.isfinite(scores["loss"]) and math.isfinite(value) and finite):
         what = (f"the validation loss became {scores['loss']}" if not math.isfinite(scores["loss"])
+                else f"the validation {key} became {value}" if not math.isfinite(value)
                 else "some weights became non-finite")  # fmt: skip
         raise TrainingError(f"{what} at step {state.step}; stopping without saving that state. "
                             + good_checkpoints(out, state))  # fmt: skip
-    value = task_score(scores, key) if cfg.task != "lm" else scores[key]
+    metrics.append({"step": state.step, "kind": "val", **_scalars(scores)})  # finite, so saved
     improved = state.record(value, higher_is_better)
     log(eval_line(state.step, scores, cfg.metric) + ("  (best)" if improved else ""))
     for_inference = {

@@ -47,6 +47,12 @@ def test_sampling_smoke():
     assert "peak RSS MiB" in out
 
 
+def test_checkpoint_load_smoke():
+    out = run_script("bench/checkpoint_load.py", "--smoke")
+    row = next(line for line in out.splitlines() if line.startswith("| tiny |"))
+    assert len(row.strip("|").split("|")) == 7  # preset, file, tokens, two times, added, ratio
+
+
 @pytest.mark.parametrize("name", ["throughput", "sampling"])
 def test_help_formats(name, monkeypatch):
     # in-process (torch is already imported): a stray % in a help string fails only here

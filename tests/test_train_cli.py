@@ -18,7 +18,7 @@ from test_training import POSTS, ROOT, quiet
 from test_training import config as training_config
 
 import minillm
-from minillm import stopping
+from minillm import stopping, training
 from minillm.checkpoint import load_checkpoint
 from minillm.cli import run_command
 from minillm.cli import train as train_cli
@@ -80,9 +80,19 @@ def test_a_bad_flag_is_one_line_naming_it_before_any_data_is_read(tmp_path, caps
     assert not (tmp_path / "o").exists(), "nothing is created for a refused run"
 
 
-def test_huge_batch_is_an_out_of_memory_error_naming_the_flag(tmp_path):
-    with pytest.raises(TrainingError, match=r"out of memory .* --batch-size 100000000"):
-        train(config(tmp_path, batch_size=100_000_000), log=quiet)
+def test_huge_batch_is_refused_before_any_data_is_read_naming_the_flag(tmp_path):
+    with pytest.raises(ValueError, match=r"--batch-size 100000000 need at least .* of memory"):
+        train(config(tmp_path, batch_size=100_000_000, data=(str(tmp_path / "not-read.csv"),)),
+              log=quiet)  # fmt: skip
+
+
+def test_out_of_memory_in_a_step_is_an_error_naming_the_flag(tmp_path, monkeypatch):
+    def no_memory(*args, **kwargs):
+        raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 9 GB")
+
+    monkeypatch.setattr(training, "train_step", no_memory)
+    with pytest.raises(TrainingError, match=r"out of memory at step 1 with --batch-size 16"):
+        train(config(tmp_path, batch_size=16), log=quiet)
 
 
 # -- the --out folder ------------------------------------------------------------------

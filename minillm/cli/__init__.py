@@ -4,7 +4,8 @@
 Holds what both share: the version line (`--version`), and `run_command`, which turns the
 ways a command can end into exit codes: 0, or 0 too when the reader of standard output
 goes away (`... | head`); 2 with a one-line `error: ...` for bad flags, files and
-checkpoints; 128 + the signal's number for Ctrl-C (130) and SIGTERM (143).
+checkpoints, and for standard output that cannot be written; 128 + the signal's number
+for Ctrl-C (130) and SIGTERM (143).
 
 The programs themselves are `minillm.cli.train` and `minillm.cli.sample`; the files
 train.py and sample.py at the top of the repository only call their `main`.
@@ -48,14 +49,35 @@ class ShowVersion(argparse.Action):
         parser.exit()
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser, except that --help that cannot be written raises OSError:
+    argparse itself ignores the failed write and exits 0, having written nothing."""
+
+    def print_help(self, file=None) -> None:
+        (file or sys.stdout).write(self.format_help())
+
+
 def run_command(body: Callable[[], int], errors: tuple[type[BaseException], ...] = ()) -> int:
-    """Run a command's `body` and return its exit code; see the module docstring.
+    """Run a command's `body` (its argument parsing too) and return its exit code; see the
+    module docstring.
 
     `errors` are the exception types whose message is the whole story (bad input); they
-    print as one `error:` line. ValueError and OSError always are.
+    print as one `error:` line. ValueError and OSError always are. argparse's own exits
+    (--help, --version, a usage error) return their code. Standard output is flushed
+    before the code is returned, so output that cannot be written (a full device) is an
+    error line too, not a traceback at exit nor exit 0 with nothing written.
     """
+    stdout = sys.stdout
+    if stdout is not None:
+        sys.stdout = NamedStdout(stdout)
     try:
-        return body()
+        try:
+            code = body()
+        except SystemExit as done:  # argparse: --help, --version, a usage error
+            code = done.code if isinstance(done.code, int) else int(bool(done.code))
+        if sys.stdout is not None:
+            sys.stdout.flush()  # a write that fails, fails here, not after the exit code
+        return code
     except BrokenPipeError:
         quiet_stdout()
         return 0
@@ -65,8 +87,44 @@ def run_command(body: Callable[[], int], errors: tuple[type[BaseException], ...]
             print(f"\n{stop}", file=sys.stderr)
         return 128 + int(signum)
     except (ValueError, OSError, *errors) as err:
+        if isinstance(err, OutputError):
+            quiet_stdout()  # what is left in the buffer goes nowhere, quietly, at exit
         print(f"error: {err}", file=sys.stderr)
         return 2
+    finally:
+        sys.stdout = stdout
+
+
+class OutputError(OSError):
+    """Standard output cannot be written (a full device, an I/O error)."""
+
+
+class NamedStdout:
+    """Standard output whose failed writes say that it was standard output that failed:
+    the OSError of a write names no file. Everything else is the stream's own."""
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+
+    def __getattr__(self, name: str):
+        return getattr(self.stream, name)
+
+    def write(self, text: str) -> int:
+        return self._named(self.stream.write, text)
+
+    def flush(self) -> None:
+        self._named(self.stream.flush)
+
+    @staticmethod
+    def _named(call, *args):
+        try:
+            return call(*args)
+        except BrokenPipeError:
+            raise  # the reader went away: run_command ends quietly
+        except OSError as err:
+            raise OutputError(
+                f"standard output cannot be written ({err.strerror or err})"
+            ) from None
 
 
 def quiet_stdout() -> None:

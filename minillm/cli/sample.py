@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import random
 import sys
@@ -19,7 +18,8 @@ import torch
 
 from minillm import explain
 from minillm.checkpoint import lm_head_trained, load_for_inference
-from minillm.cli import ShowVersion, run_command
+from minillm.cli import ArgumentParser, ShowVersion, run_command
+from minillm.cli.sample_flags import check_flags
 from minillm.cpu_linear import use_input_major_weights
 from minillm.device import pick_device
 from minillm.inference import (
@@ -41,7 +41,7 @@ from minillm.progress import Status
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         description="Generate text from, classify with, or evaluate a minillm checkpoint.",
     )
     p.add_argument("--version", action=ShowVersion)
@@ -260,34 +260,6 @@ def write_explorer(args: argparse.Namespace, model, tokenizer, ckpt: dict) -> in
     return 0
 
 
-def check_flags(args: argparse.Namespace) -> None:
-    """Refuse flag values that cannot work, before the checkpoint is loaded."""
-    if not math.isfinite(args.temperature) or args.temperature < 0:
-        raise ValueError(f"--temperature must be a finite number >= 0, got {args.temperature}")
-    if args.top_k < 0:
-        raise ValueError(f"--top-k must be >= 0 (0 = all tokens), got {args.top_k}")
-    if not 0.0 < args.top_p <= 1.0:  # nan fails both comparisons
-        raise ValueError(f"--top-p must be in (0, 1], got {args.top_p}")
-    if args.max_new_tokens < 0:
-        raise ValueError(f"--max-new-tokens must be >= 0, got {args.max_new_tokens}")
-    if args.num_samples < 1:
-        raise ValueError(f"--num-samples must be >= 1, got {args.num_samples}")
-    if args.threshold is not None and not 0.0 < args.threshold < 1.0:
-        raise ValueError(f"--threshold must be a probability in (0, 1), got {args.threshold}")
-    if args.attention is not None and args.explain is not None:
-        raise ValueError("give --attention or --explain, not both (each writes one PNG)")
-    if args.explore and (args.attention is not None or args.explain is not None):
-        raise ValueError(
-            "give --explore alone, without --attention or --explain (each writes --out)"
-        )
-    if args.explore_layers is not None and not args.explore:
-        raise ValueError("--explore-layers applies to --explore")
-    if args.classify and args.classify_file:
-        raise ValueError("give --classify or --classify-file, not both")
-    if args.format != "text" and not (args.classify or args.classify_file or args.evaluate):
-        raise ValueError("--format applies to --classify, --classify-file and --evaluate")
-
-
 def print_json(value, fmt: str) -> None:
     """--format json: `value` as one JSON document; jsonl: one line, a line per item of a list.
 
@@ -393,7 +365,7 @@ def generate(args: argparse.Namespace, model, tokenizer, ckpt: dict) -> int:
 def run(args: argparse.Namespace) -> int:
     """Check the flags, load the checkpoint (with a note if another version wrote it), then
     do what the flags ask: one mode, the first given of those below; text generation if none."""
-    check_flags(args)
+    check_flags(args, build_parser())
     device = pick_device(args.device)
     model, tokenizer, ckpt = load_for_inference(args.ckpt, device)
     note = version_note(ckpt, args.ckpt)
@@ -415,5 +387,4 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return run_command(lambda: run(args))
+    return run_command(lambda: run(build_parser().parse_args(argv)))

@@ -10,7 +10,7 @@ import argparse
 import sys
 from dataclasses import fields
 
-from minillm.cli import ShowVersion, run_command
+from minillm.cli import ArgumentParser, ShowVersion, run_command
 from minillm.config import PRESETS, TrainConfig
 from minillm.progress import Status
 from minillm.training import TrainingError, train
@@ -32,7 +32,7 @@ def preset_table() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """One flag per TrainConfig field, with the help, choices and group its metadata holds."""
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         description="Train a minillm language model or sentiment classifier on social posts.",
         epilog=preset_table(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -67,12 +67,13 @@ def comma_separated(text: str) -> tuple[str, ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    settings = vars(build_parser().parse_args(argv))
-    for name in ("data", "val"):  # repeatable flags: the default unless given
-        given = settings[name]
-        settings[name] = tuple(given) if given else TrainConfig.__dataclass_fields__[name].default
-
     def run() -> int:
+        settings = vars(build_parser().parse_args(argv))
+        for name in ("data", "val"):  # repeatable flags: the default unless given
+            given = settings[name]
+            settings[name] = (
+                tuple(given) if given else TrainConfig.__dataclass_fields__[name].default
+            )
         config = TrainConfig(**settings)  # checks every flag before anything is read
         status = Status(sys.stdout, interval=0)  # the progress line, rewritten on a terminal
         train(config, log=status.print, status=status.update if status.enabled else None)
