@@ -241,7 +241,7 @@ class TrainConfig:
     )
     eval_interval: int = flag(100, "steps between evaluations and checkpoints", OPTIM)
     eval_tokens: int = flag(
-        2**20,
+        2**18,
         "language models: tokens each evaluation scores, in evenly spaced fixed windows of the "
         "validation split (all of it when smaller)",
         OPTIM,
