@@ -23,6 +23,7 @@ COMMANDS = {
     "minillm-train": ("train.py", "train a language model or sentiment classifier on posts"),
     "minillm-sample": ("sample.py", "generate text, classify posts, evaluate, look inside"),
     "minillm-prepare": (None, "tokenise a large corpus once into token shards for train.py"),
+    "minillm-report": (None, "label shares of a file of posts by day, hashtag or column"),
 }
 
 
