@@ -143,10 +143,11 @@ def buckets_between(first: str, last: str, every: str) -> list[str]:
 # Weibo's topic: text between two #, with at least one CJK character, no line break, at
 # most 50 characters ("#双十一#", "#iPhone 15发布会#"). What is left may hold #tags, which end
 # at the first character that is not a letter, digit or underscore and hold a non-digit
-# (as on Twitter, "#1" is no tag); "&#39;" (an HTML entity) is none either.
+# (as on Twitter, "#1" is no tag); a # right after a Latin letter or digit ("a#b", "&#39;",
+# an HTML entity) starts none, one right after a Chinese character ("我爱#北京") does.
 _WEIBO_TOPIC = re.compile(r"#([^#\s](?:[^#\n]{0,48}[^#\s])?)#")
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff\U00020000-\U0002ffff]")
-_TAG = re.compile(r"(?<![\w&#])#(\w*[^\W\d]\w*)")
+_TAG = re.compile(r"(?<![A-Za-z0-9_&#])#(\w*[^\W\d]\w*)")
 
 
 def hashtags(text: str) -> list[str]:
