@@ -16,6 +16,7 @@ import json
 import os
 import sys
 import time
+import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from itertools import islice
@@ -333,6 +334,15 @@ def terms_csv(report: dict) -> str:
     return buffer.getvalue()
 
 
+def columns(text: str) -> int:
+    """Terminal columns `text` takes: wide characters (Chinese) take two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def pad(text: str, width: int) -> str:
+    return text + " " * max(0, width - columns(text))
+
+
 def percent(share: float | None) -> str:
     return "   -  " if share is None else f"{100 * share:5.1f}%"
 
@@ -450,7 +460,8 @@ def run(args: argparse.Namespace) -> int:
     write_atomically(out / "terms.csv", lambda p: p.write_text(terms_csv(report), encoding="utf-8"))
     order = [row["group"] for row in report["groups"]]
     group_counts = [[row["counts"][lab] for lab in labels] for row in report["groups"]]
-    title = f"{Path(args.ckpt).name} on {', '.join(Path(p).name for p in args.posts)}, by {args.by}"
+    by = args.every if by_time else args.by
+    title = f"{Path(args.ckpt).name} on {', '.join(Path(p).name for p in args.posts)}, by {by}"
     write_atomically(out / "shares.png", lambda p: plot_shares(
         order, group_counts, labels, p, by_time, title=title, top=args.top))  # fmt: skip
     print("\n".join(summary_lines(report, labels, args.top)))
