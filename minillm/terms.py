@@ -28,15 +28,34 @@ from minillm.normalize import normalize_post
 # auxiliaries, prepositions, conjunctions. Chinese: a bigram is dropped when both its
 # characters are function characters (我们, 一个, 就是), kept when one carries meaning
 # (不错, 很好).
-STOP_WORDS = frozenset(["a", "about", "above", "after", "again", "all", "am", "an", "and", "any", "are", "as", "at", "be", "been", "before", "being", "below", "between", "both", "but", "by", "can", "could", "did", "do", "does", "doing", "down", "during", "each", "few", "for", "from", "further", "had", "has", "have", "having", "he", "her", "here", "hers", "herself", "him", "himself", "his", "how", "i", "if", "in", "into", "is", "it", "its", "itself", "just", "me", "more", "most", "my", "myself", "no", "nor", "not", "of", "off", "on", "once", "only", "or", "other", "our", "ours", "ourselves", "out", "over", "own", "same", "she", "should", "so", "some", "such", "than", "that", "the", "their", "theirs", "them", "themselves", "then", "there", "these", "they", "this", "those", "through", "to", "too", "under", "until", "up", "very", "was", "we", "were", "what", "when", "where", "which", "while", "who", "whom", "why", "will", "with", "would", "you", "your", "yours", "yourself", "yourselves", "im", "i'm", "may", "might", "must", "shall", "it's", "don't", "dont", "i've", "i'll", "you're", "that's", "can't", "cant", "won't", "u", "ur", "rt", "amp", "gt", "lt", "via", "also", "us"])  # fmt: skip
+# fmt: off
+STOP_WORDS = frozenset({
+    "a", "about", "above", "after", "again", "all", "am", "an", "and", "any", "are", "as",
+    "at", "be", "been", "before", "being", "below", "between", "both", "but", "by", "can",
+    "could", "did", "do", "does", "doing", "down", "during", "each", "few", "for", "from",
+    "further", "had", "has", "have", "having", "he", "her", "here", "hers", "herself",
+    "him", "himself", "his", "how", "i", "if", "in", "into", "is", "it", "its", "itself",
+    "just", "me", "more", "most", "my", "myself", "no", "nor", "not", "of", "off", "on",
+    "once", "only", "or", "other", "our", "ours", "ourselves", "out", "over", "own", "same",
+    "she", "should", "so", "some", "such", "than", "that", "the", "their", "theirs", "them",
+    "themselves", "then", "there", "these", "they", "this", "those", "through", "to", "too",
+    "under", "until", "up", "very", "was", "we", "were", "what", "when", "where", "which",
+    "while", "who", "whom", "why", "will", "with", "would", "you", "your", "yours",
+    "yourself", "yourselves", "im", "i'm", "may", "might", "must", "shall", "it's", "don't",
+    "dont", "i've", "i'll", "you're", "that's", "can't", "cant", "won't", "u", "ur", "rt",
+    "amp", "gt", "lt", "via", "also", "us", "i'd", "you'll", "he's", "she's", "we're",
+    "we'll", "they're", "there's", "what's", "let's",
+})
+# fmt: on
 STOP_CHARS = frozenset(
     "的了是我你他她它们在有和就都也还很这那个一不没到说要会对着吧吗呢啊哦呀么与及等把被让给从"
 )
 LEFT_OUT = frozenset({"@user", "http"})  # what normalize_post turns mentions and links into
 
 _CJK_RUN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
-# a word: letters (any script but CJK), inner apostrophes kept ("don't"); or a #hashtag
-_WORD = re.compile(r"#?[^\W\d_\u3400-\u9fff\uf900-\ufaff]+(?:['’][^\W\d_\u3400-\u9fff]+)*")
+# a word: letters (any script but CJK), inner apostrophes kept ("don't"); or a #hashtag;
+# not the tail of a number ("5th")
+_WORD = re.compile(r"(?<!\w)#?[^\W\d_\u3400-\u9fff\uf900-\ufaff]+(?:['’][^\W\d_\u3400-\u9fff]+)*")
 
 
 def terms_of(text: str) -> set[str]:

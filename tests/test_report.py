@@ -229,6 +229,7 @@ def test_terms_of_english_and_chinese():
         "#deal",
     }
     assert terms_of("Don’t buy it") == {"buy"}  # "don't" is a stop word, in either apostrophe
+    assert terms_of("the 5th and 2nd time") == {"time"}  # no "th" from "5th"
     # Chinese: character bigrams, a bigram of two function characters left out
     assert terms_of("质量很好") == {"质量", "量很", "很好"}
     assert terms_of("我们也是") == set()
