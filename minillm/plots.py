@@ -467,11 +467,13 @@ def label_colors(labels: Sequence[str]) -> list:
 
 
 def plot_shares(groups: Sequence[str], counts: Sequence[Sequence[int]], labels: Sequence[str],
-                path: str | Path, by_time: bool, title: str = "", top: int = 12) -> Path:  # fmt: skip
+                path: str | Path, by_time: bool, title: str = "", top: int = 12,
+                alerts: Sequence[tuple[str, str]] = ()) -> Path:  # fmt: skip
     """Label shares per group, from counts[g][j] = posts of label j in group g.
 
     `by_time`: the groups are consecutive time buckets; the shares are a stacked area
-    (left blank over buckets without posts) above a bar chart of the posts per bucket.
+    (left blank over buckets without posts) above a bar chart of the posts per bucket;
+    each of `alerts`, (bucket, label), is a dashed line at its bucket, named by its label.
     Otherwise: a stacked bar per group, the `top` largest first (groups come largest
     first), the rest folded into one "other" bar, each bar's post count at its end.
     Group names may be Chinese: drawn with the fonts `fonts_for` picks."""
@@ -491,6 +493,11 @@ def plot_shares(groups: Sequence[str], counts: Sequence[Sequence[int]], labels: 
             share_ax.fill_between(x, lower, upper, where=n > 0, color=colors[j],
                                   label=drawable(label, missing), linewidth=0)  # fmt: skip
             lower = upper
+        for key, label in alerts:
+            i = list(groups).index(key)
+            share_ax.axvline(i, color="black", linestyle="--", linewidth=1)
+            share_ax.text(i, 1.01, f"▲ {drawable(label, missing)}", ha="center", va="bottom",
+                          fontsize=8, fontfamily=families)  # fmt: skip
         share_ax.set_ylim(0, 1)
         share_ax.set_ylabel("share of posts")
         share_ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), prop={"family": families})

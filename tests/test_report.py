@@ -377,7 +377,7 @@ def test_report_by_day(capsys, tmp_path, ckpt):
     assert [row["group"] for row in table] == [g["group"] for g in result["groups"]]
     assert table[2]["posts"] == "0" and table[2][f"{LABELS[0]}_share"] == ""
     assert (out / "shares.png").read_bytes().startswith(b"\x89PNG")
-    assert "6 posts:" in stdout and "alerts: 0" in stdout
+    assert "6 posts:" in stdout and "alerts: none" in stdout
 
 
 def test_report_by_hashtag_counts_a_post_in_each_of_its_tags(capsys, tmp_path, ckpt):
@@ -505,3 +505,18 @@ def test_semeval_2016_test_ids_all_give_dates():
     reader = RecordReader([SEMEVAL_DATA / "twitter-2016test-A.tsv"], needs=["id"])
     weeks = {bucket(time_from_tweet_id(r.fields["id"]), "week") for r in reader}
     assert reader.n_posts == 20632 and min(weeks) >= "2015-07" and max(weeks) < "2016-01"
+
+
+def test_shares_pictures_by_time_and_by_group(tmp_path):
+    import matplotlib.image
+
+    from minillm.plots import plot_shares
+
+    days = ["2020-01-01", "2020-01-02", "2020-01-03"]
+    path = plot_shares(days, [[1, 3], [0, 0], [5, 1]], ["negative", "positive"], tmp_path / "t.png",
+                       by_time=True, title="by day", alerts=[("2020-01-03", "negative")])  # fmt: skip
+    assert matplotlib.image.imread(path).shape[:2] == (720, 1200)  # 10 × 6 inches at 120 dpi
+    groups = [f"类{i}" for i in range(15)]  # 12 bars, then "other (3 groups)"
+    path = plot_shares(groups, [[i, 1] for i in range(15)], ["negative", "positive"],
+                       tmp_path / "g.png", by_time=False)  # fmt: skip
+    assert matplotlib.image.imread(path).shape[:2] == (round(120 * (1.2 + 0.45 * 13)), 1080)

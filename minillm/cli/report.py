@@ -370,7 +370,7 @@ def summary_lines(report: dict, labels: Sequence[str], top: int) -> list[str]:
                      + "  ".join(f"{percent(row['shares'][lab]):>8}" for lab in labels))  # fmt: skip
     if by_time:
         found = report["alerts"]
-        lines.append(f"alerts: {len(found)}" + (":" if found else ""))
+        lines.append(f"alerts ({len(found)}):" if found else "alerts: none")
         for a in found:
             lines.append(f"  {a['bucket']}  {a['label']} {100 * a['share']:.1f}% (trailing "
                          f"{100 * a['trailing_share']:.1f}%, +{100 * a['rise']:.1f} points, "
@@ -462,8 +462,9 @@ def run(args: argparse.Namespace) -> int:
     group_counts = [[row["counts"][lab] for lab in labels] for row in report["groups"]]
     by = args.every if by_time else args.by
     title = f"{Path(args.ckpt).name} on {', '.join(Path(p).name for p in args.posts)}, by {by}"
+    marks = [(a["bucket"], a["label"]) for a in report.get("alerts", [])]
     write_atomically(out / "shares.png", lambda p: plot_shares(
-        order, group_counts, labels, p, by_time, title=title, top=args.top))  # fmt: skip
+        order, group_counts, labels, p, by_time, title=title, top=args.top, alerts=marks))  # fmt: skip
     print("\n".join(summary_lines(report, labels, args.top)))
     rate = counts.n_posts / max(seconds, 1e-9)
     print(f"wrote {out}/ ({', '.join(REPORT_FILES)}): {counts.n_posts:,} posts in {seconds:.1f} s "
