@@ -20,11 +20,13 @@ SCRIPTS = {
     "minillm-train": "minillm.cli.train:main",
     "minillm-sample": "minillm.cli.sample:main",
     "minillm-prepare": "minillm.cli.prepare:main",
+    "minillm-report": "minillm.cli.report:main",
 }
 HELP_SHOWS = {
     "minillm-train": "--preset",
     "minillm-sample": "--ckpt",
     "minillm-prepare": "--shard-tokens",
+    "minillm-report": "--by",
 }
 
 

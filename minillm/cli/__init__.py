@@ -8,6 +8,7 @@ checkpoints; 128 + the signal's number for Ctrl-C (130) and SIGTERM (143).
 
 The programs themselves are `minillm.cli.train` and `minillm.cli.sample`; the files
 train.py and sample.py at the top of the repository only call their `main`.
+`minillm.cli.report` (`minillm-report`) has no such file: `python -m minillm report`.
 """
 
 from __future__ import annotations
