@@ -27,7 +27,10 @@ def main(argv: list[str] | None = None) -> int:
     lines += ["", "the library: from minillm import MiniLM, ModelConfig (see README.md)"]
     print("\n".join(lines))
     if argv and argv[0] not in ("-h", "--help"):
-        print(f"error: unknown command {argv[0]!r}; use train, sample, prepare or report", file=sys.stderr)
+        print(
+            f"error: unknown command {argv[0]!r}; use train, sample, prepare or report",
+            file=sys.stderr,
+        )
         return 2
     return 0
 

@@ -1,18 +1,18 @@
 """Reading posts with their other columns, one at a time, for reports over big files.
 
-`read_records` streams `Record`s (the post's text as written, its other columns, its
+`RecordReader` streams `Record`s (the post's text as written, its other columns, its
 "file:line") from SemEval `.tsv` files (columns `id` and `label`), `.csv` files with a
 header row, `.jsonl` files (one object per line) and plain `.txt` files (one post per
-line, no columns). A file is read a line at a time, so a million posts never sit in
-memory together. `RecordReader` counts what it read and skipped per file; a post with no
+line, no columns). A file is read a few megabytes at a time, so a million posts never sit
+in memory together. The reader counts what it read and skipped per file; a post with no
 text is skipped and counted, never dropped silently. Bad input is a `DataError` naming the
 file and line: bytes that are not UTF-8, malformed CSV or JSON, and a column that the
 caller `needs` and a file lacks (with the columns it has). An empty file is an error too.
 
-Leaves out: the label sets and TweetEval folders of `minillm.formats.read_posts` (which
-reads whole files into `Post`s for training and evaluation), normalisation (the
-classifier normalises as its checkpoint says) and what the columns mean (dates,
-hashtags: `minillm.grouping`).
+Leaves out: the label sets and TweetEval folders of `minillm.formats` (whose `read_posts`
+and `iter_posts` give `Post`s, text and label only: a report needs the other columns; the
+lines themselves come from its reader), normalisation (the classifier normalises as its
+checkpoint says) and what the columns mean (dates, hashtags: `minillm.grouping`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from minillm.formats import DataError, decode_semeval_text, decode_utf8
+# formats' line reader: a few megabytes at a time, UTF-8 checked with the right line numbers
+from minillm.formats import DataError, _lines, decode_semeval_text
 
 FORMATS = {".tsv": "semeval", ".csv": "csv", ".jsonl": "jsonl", ".txt": "text"}
 SEMEVAL_COLUMNS = ("id", "label")  # the columns of id<TAB>label<TAB>text besides the text
@@ -51,29 +52,6 @@ class FileCount:
 
 def _error(path: Path, line: int, message: str) -> DataError:
     return DataError(f"{path}: line {line}: {message}")
-
-
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(line number, line with its newline) of a UTF-8 file, read a line at a time; a
-    DataError for a missing or empty file and for bytes that are not UTF-8 (its line)."""
-    try:
-        f = open(path, "rb")  # noqa: SIM115 -- closed below, after the last line
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except OSError as err:
-        raise DataError(f"{path}: cannot read: {err.strerror}") from None
-    with f:
-        any_text = False
-        for n, raw in enumerate(f, start=1):
-            try:
-                line = decode_utf8(raw, path)
-            except DataError as err:  # decode_utf8 counts lines from this one: say which
-                reason = str(err).split(": ", 2)[-1]
-                raise _error(path, n, reason) from None
-            any_text = any_text or bool(line.strip())
-            yield n, line
-    if not any_text:
-        raise DataError(f"{path}: empty file")
 
 
 def _missing(path: Path, line: int, column: str, have: Sequence[str]) -> DataError:
@@ -125,15 +103,14 @@ class RecordReader:
     def _text(self, path: Path, count: FileCount) -> Iterable[Record]:
         if self.needs:
             raise _missing(path, 1, self.needs[0], [])
-        for n, line in _lines(path):
-            yield Record(line.rstrip("\n").removesuffix("\r"), {}, f"{path}:{n}")
+        for n, line in enumerate(_lines(path), start=1):
+            yield Record(line, {}, f"{path}:{n}")
 
     def _semeval(self, path: Path, count: FileCount) -> Iterable[Record]:
         for column in self.needs:
             if column not in SEMEVAL_COLUMNS:
                 raise _missing(path, 1, column, SEMEVAL_COLUMNS)
-        for n, line in _lines(path):
-            line = line.rstrip("\n").removesuffix("\r")
+        for n, line in enumerate(_lines(path), start=1):
             if not line.strip():
                 count.skipped["blank line"] += 1
                 continue
@@ -144,7 +121,7 @@ class RecordReader:
             yield Record(decode_semeval_text(fields[2]), record, f"{path}:{n}")
 
     def _csv(self, path: Path, count: FileCount) -> Iterable[Record]:
-        reader = csv.reader(line for _, line in _lines(path))  # quoted newlines stay in a row
+        reader = csv.reader(_lines(path, keepends=True))  # quoted newlines stay in a row
         try:
             header = [name.strip() for name in next(reader)]
         except csv.Error as err:
@@ -171,7 +148,7 @@ class RecordReader:
             yield Record(fields.pop(self.text_field), fields, f"{path}:{first}")
 
     def _jsonl(self, path: Path, count: FileCount) -> Iterable[Record]:
-        for n, line in _lines(path):
+        for n, line in enumerate(_lines(path), start=1):
             if not line.strip():
                 count.skipped["blank line"] += 1
                 continue

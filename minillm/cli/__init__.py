@@ -1,5 +1,5 @@
-"""The command-line programs: `minillm-train` (train.py), `minillm-sample` (sample.py) and
-`minillm-prepare`.
+"""The command-line programs: `minillm-train` (train.py), `minillm-sample` (sample.py),
+`minillm-prepare` and `minillm-report`.
 
 Holds what both share: the version line (`--version`), and `run_command`, which turns the
 ways a command can end into exit codes: 0, or 0 too when the reader of standard output
@@ -8,7 +8,6 @@ checkpoints; 128 + the signal's number for Ctrl-C (130) and SIGTERM (143).
 
 The programs themselves are `minillm.cli.train` and `minillm.cli.sample`; the files
 train.py and sample.py at the top of the repository only call their `main`.
-`minillm.cli.report` (`minillm-report`) has no such file: `python -m minillm report`.
 """
 
 from __future__ import annotations
