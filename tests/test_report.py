@@ -520,3 +520,16 @@ def test_shares_pictures_by_time_and_by_group(tmp_path):
     path = plot_shares(groups, [[i, 1] for i in range(15)], ["negative", "positive"],
                        tmp_path / "g.png", by_time=False)  # fmt: skip
     assert matplotlib.image.imread(path).shape[:2] == (round(120 * (1.2 + 0.45 * 13)), 1080)
+
+
+def test_report_reads_jsonl_times_as_numbers_in_the_time_zone_asked(capsys, tmp_path, ckpt):
+    posts = tmp_path / "posts.jsonl"
+    rows = [{"text": "late night", "created_at": 1539202764000},  # 20:19 UTC, 04:19 in Shanghai
+            {"text": "morning", "created_at": "Wed Oct 10 01:00:00 +0000 2018"}]  # fmt: skip
+    posts.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    out = tmp_path / "r"
+    code, _, _ = report(capsys, "--ckpt", ckpt, "--posts", str(posts), "--out", str(out),
+                        "--date-column", "created_at", "--tz", "Asia/Shanghai")  # fmt: skip
+    assert code == 0
+    groups = [json.loads(line)["groups"] for line in (out / "posts.jsonl").read_text().splitlines()]
+    assert groups == [["2018-10-11"], ["2018-10-10"]]
