@@ -533,3 +533,15 @@ def test_report_reads_jsonl_times_as_numbers_in_the_time_zone_asked(capsys, tmp_
     assert code == 0
     groups = [json.loads(line)["groups"] for line in (out / "posts.jsonl").read_text().splitlines()]
     assert groups == [["2018-10-11"], ["2018-10-10"]]
+
+
+def test_summary_lines_up_chinese_group_names():
+    from minillm.cli.report import columns, summary_lines
+
+    counts = ReportCounts(["neg", "pos"], by_time=False)
+    for cat, label in [("洗发水", 0), ("书籍", 1), ("books", 1)]:
+        counts.add("x", "f:1", [cat], [], label, [0.5, 0.5])
+    report = {**counts.summary(None, AlertRule()), "skipped": {}}
+    table = summary_lines(report, ["neg", "pos"], top=12)[2:6]
+    ends = {columns(line[: line.index(" 1 ") + 2]) for line in table[1:]}  # through the count
+    assert len(ends) == 1, table  # 洗发水 takes 6 columns, 书籍 4, books 5: all padded to 6

@@ -361,12 +361,12 @@ def summary_lines(report: dict, labels: Sequence[str], top: int) -> list[str]:
     shown = rows[-top:] if by_time else rows[:top]
     title = "last buckets" if by_time else "largest groups"
     lines.append(f"{title} ({len(shown)} of {len(rows)}):")
-    width = max([len(r["group"]) for r in shown] + [5])
+    width = max([columns(r["group"]) for r in shown] + [5])
     lines.append(
-        f"  {'group':<{width}}  {'posts':>7}  " + "  ".join(f"{lab[:8]:>8}" for lab in labels)
+        f"  {pad('group', width)}  {'posts':>7}  " + "  ".join(f"{lab[:8]:>8}" for lab in labels)
     )
     for row in shown:
-        lines.append(f"  {row['group']:<{width}}  {row['posts']:>7,}  "
+        lines.append(f"  {pad(row['group'], width)}  {row['posts']:>7,}  "
                      + "  ".join(f"{percent(row['shares'][lab]):>8}" for lab in labels))  # fmt: skip
     if by_time:
         found = report["alerts"]
