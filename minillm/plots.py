@@ -462,8 +462,10 @@ LABEL_COLORS = {"negative": "#d62728", "neutral": "#b0b0b0", "positive": "#2ca02
 
 
 def label_colors(labels: Sequence[str]) -> list:
-    others = iter(c for c in colormaps["tab10"].colors if c not in LABEL_COLORS.values())
-    return [LABEL_COLORS.get(label.lower()) or next(others) for label in labels]
+    """A colour per label; past 20 other labels (TweetEval emoji has 20) colours repeat."""
+    others = colormaps["tab20"].colors
+    return [LABEL_COLORS.get(label.lower()) or others[i % len(others)]
+            for i, label in enumerate(labels)]  # fmt: skip
 
 
 def plot_shares(groups: Sequence[str], counts: Sequence[Sequence[int]], labels: Sequence[str],

@@ -545,3 +545,13 @@ def test_summary_lines_up_chinese_group_names():
     table = summary_lines(report, ["neg", "pos"], top=12)[2:6]
     ends = {columns(line[: line.index(" 1 ") + 2]) for line in table[1:]}  # through the count
     assert len(ends) == 1, table  # 洗发水 takes 6 columns, 书籍 4, books 5: all padded to 6
+
+
+def test_label_colours_for_sentiment_and_for_many_classes():
+    from minillm.plots import LABEL_COLORS, label_colors
+
+    assert label_colors(["negative", "Positive"]) == [
+        LABEL_COLORS["negative"],
+        LABEL_COLORS["positive"],
+    ]
+    assert len(label_colors([str(i) for i in range(25)])) == 25  # TweetEval emoji has 20
