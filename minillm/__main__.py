@@ -1,6 +1,6 @@
 """`python -m minillm`: what is installed, and how to run it.
 
-`python -m minillm train|sample|prepare|export ...` runs the programs too.
+`python -m minillm train|sample|prepare|export|report ...` runs the programs too.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from minillm.cli import COMMANDS, run_command, version_line
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in ("train", "sample", "prepare", "export"):
+    if argv and argv[0] in ("train", "sample", "prepare", "export", "report"):
         from importlib import import_module
 
         return import_module(f"minillm.cli.{argv[0]}").main(argv[1:])
@@ -33,7 +33,7 @@ def listing(argv: list[str]) -> int:
     print("\n".join(lines))
     if argv and argv[0] not in ("-h", "--help"):
         print(
-            f"error: unknown command {argv[0]!r}; use train, sample, prepare or export",
+            f"error: unknown command {argv[0]!r}; use train, sample, prepare, export or report",
             file=sys.stderr,
         )
         return 2

@@ -167,7 +167,7 @@ def decode_utf8(raw: bytes, path: Path | str, first_line: int = 1) -> str:
     a byte-order mark, which puts one in every ASCII character), a UTF-16 byte-order
     mark, or bytes that are not UTF-8 (a Latin-1 or Windows-1252 file, say).
     `first_line` is the line `raw` starts on, when it is a later piece of a file
-    (`_lines`); only a file's first piece can start with a byte-order mark.
+    (`file_lines`); only a file's first piece can start with a byte-order mark.
     """
     at_start = first_line == 1
     if at_start and raw.startswith((b"\xff\xfe", b"\xfe\xff")):
@@ -198,10 +198,10 @@ def split_lines(text: str) -> list[str]:
     return [line.removesuffix("\r") for line in lines]
 
 
-CHUNK_BYTES = 8 << 20  # what `_lines` reads at a time: bounds memory, whatever the file size
+CHUNK_BYTES = 8 << 20  # what `file_lines` reads at a time: bounds memory, whatever the file size
 
 
-def _lines(path: Path, keepends: bool = False, on_bytes=None) -> Iterator[str]:
+def file_lines(path: Path, keepends: bool = False, on_bytes=None) -> Iterator[str]:
     """The lines of a UTF-8 file, as `split_lines(_read_text(path))` gives them (with
     their "\\n" kept if `keepends`, for the csv module), read `CHUNK_BYTES` at a time so
     memory does not grow with the file. Errors are `_read_text`'s, with the same line
@@ -391,7 +391,7 @@ def decode_semeval_text(field: str) -> str:
 def _semeval_posts(path: Path, normalize: bool, label_names: Sequence[str] | None,
                    status: Status, skipped: Counter, on_bytes=None) -> Iterator[Post]:  # fmt: skip
     allowed = SEMEVAL_LABELS if label_names is None else label_names
-    for n, line in _numbered(_lines(path, on_bytes=on_bytes), path, status):
+    for n, line in _numbered(file_lines(path, on_bytes=on_bytes), path, status):
         if not line.strip():
             skipped["blank line"] += 1
             continue
@@ -427,7 +427,7 @@ def _csv_posts(
     on_bytes=None,
 ) -> Iterator[Post]:
     # lines with their ends: the csv module keeps quoted newlines in the text
-    reader = csv.reader(_lines(path, keepends=True, on_bytes=on_bytes))
+    reader = csv.reader(file_lines(path, keepends=True, on_bytes=on_bytes))
     try:
         header = [name.strip() for name in next(reader)]
     except csv.Error as err:
@@ -468,7 +468,7 @@ def _jsonl_posts(
     skipped: Counter,
     on_bytes=None,
 ) -> Iterator[Post]:
-    for n, line in _numbered(_lines(path, on_bytes=on_bytes), path, status):
+    for n, line in _numbered(file_lines(path, on_bytes=on_bytes), path, status):
         if not line.strip():
             skipped["blank line"] += 1
             continue
@@ -487,7 +487,7 @@ def _jsonl_posts(
 
 def _plain_posts(path: Path, normalize: bool, status: Status, skipped: Counter,
                  on_bytes=None) -> Iterator[Post]:  # fmt: skip
-    for n, line in _numbered(_lines(path, on_bytes=on_bytes), path, status):
+    for n, line in _numbered(file_lines(path, on_bytes=on_bytes), path, status):
         text = _clean(line, normalize)
         if not text.strip():
             skipped["blank line"] += 1

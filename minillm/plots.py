@@ -5,8 +5,9 @@ bits-per-byte or val accuracy / macro-recall when the log has them) and `plot_co
 (a sentiment confusion matrix) -- and the figures of a model's reading of one post --
 `plot_attention` (a heatmap per layer and head), `plot_masks` (the causal and the
 bidirectional mask) and `plot_saliency` (the tokens as a strip of boxes coloured by their
-gradient × input score). The post's text may hold any script
-or emoji, so the second pair picks fonts that can draw it (`fonts_for`, `drawable`).
+gradient × input score) -- and the figure of a report over many posts, `plot_shares`
+(label shares per time bucket or group). The post's text (and a group's name) may hold
+any script or emoji, so these pick fonts that can draw it (`fonts_for`, `drawable`).
 
 Leaves out: computing the numbers (`minillm.metrics`, `minillm.explain`), reading logs
 from disk, and any global matplotlib state -- figures are `matplotlib.figure.Figure`
@@ -454,3 +455,84 @@ def plot_saliency(
         ax.text(x + w / 2, y + 0.47, f"{r:+.2f}", ha="center", va="center", fontsize=7,
                 color="0.35")  # fmt: skip
     return _save(fig, path, TOKEN_DPI)
+
+
+# -----------------------------------------------------------------------------
+# A report over many posts: label shares per time bucket or per group
+
+# Colours that read as the sentiment they stand for; other labels take tab10's in order.
+LABEL_COLORS = {"negative": "#d62728", "neutral": "#b0b0b0", "positive": "#2ca02c"}
+
+
+def label_colors(labels: Sequence[str]) -> list:
+    """A colour per label; past 20 other labels (TweetEval emoji has 20) colours repeat."""
+    others = colormaps["tab20"].colors
+    return [LABEL_COLORS.get(label.lower()) or others[i % len(others)]
+            for i, label in enumerate(labels)]  # fmt: skip
+
+
+def plot_shares(groups: Sequence[str], counts: Sequence[Sequence[int]], labels: Sequence[str],
+                path: str | Path, by_time: bool, title: str = "", top: int = 12,
+                alerts: Sequence[tuple[str, str]] = ()) -> Path:  # fmt: skip
+    """Label shares per group, from counts[g][j] = posts of label j in group g.
+
+    `by_time`: the groups are consecutive time buckets; the shares are a stacked area
+    (left blank over buckets without posts) above a bar chart of the posts per bucket;
+    each of `alerts`, (bucket, label), is a dashed line at its bucket, named by its label.
+    Otherwise: a stacked bar per group, the `top` largest first (groups come largest
+    first), the rest folded into one "other" bar, each bar's post count at its end.
+    Group names may be Chinese: drawn with the fonts `fonts_for` picks."""
+    counts_arr = np.asarray(counts, dtype=np.float64).reshape(len(groups), len(labels))
+    colors = label_colors(labels)
+    families, missing = fonts_for([*groups, *labels, title])
+    if by_time:
+        fig = Figure(figsize=(10, 6), layout="constrained")
+        share_ax, count_ax = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
+        n = counts_arr.sum(axis=1)
+        shares = np.divide(counts_arr, n[:, None], out=np.zeros_like(counts_arr),
+                           where=n[:, None] > 0)  # fmt: skip
+        x = np.arange(len(groups))
+        lower = np.zeros(len(groups))
+        for j, label in enumerate(labels):
+            upper = lower + shares[:, j]
+            share_ax.fill_between(x, lower, upper, where=n > 0, color=colors[j],
+                                  label=drawable(label, missing), linewidth=0)  # fmt: skip
+            lower = upper
+        for key, label in alerts:
+            i = list(groups).index(key)
+            share_ax.axvline(i, color="black", linestyle="--", linewidth=1)
+            share_ax.text(i, 1.01, f"▲ {drawable(label, missing)}", ha="center", va="bottom",
+                          fontsize=8, fontfamily=families)  # fmt: skip
+        share_ax.set_ylim(0, 1)
+        share_ax.set_ylabel("share of posts")
+        share_ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), prop={"family": families})
+        count_ax.bar(x, n, color="0.4", width=0.8)
+        count_ax.set_ylabel("posts")
+        step = max(1, len(groups) // 12)  # at most about a dozen dates along the axis
+        count_ax.set_xticks(x[::step], [groups[i] for i in x[::step]], rotation=30, ha="right")
+        count_ax.set_xlim(-0.5, len(groups) - 0.5)
+    else:
+        names = [drawable(g, missing) for g in groups[:top]]
+        rows = counts_arr[:top]
+        if len(groups) > top:
+            names.append(f"other ({len(groups) - top} groups)")
+            rows = np.vstack([rows, counts_arr[top:].sum(axis=0)])
+        n = rows.sum(axis=1)
+        shares = rows / np.maximum(n, 1)[:, None]
+        fig = Figure(figsize=(9, 1.2 + 0.45 * len(names)), layout="constrained")
+        ax = fig.subplots()
+        y = np.arange(len(names))[::-1]  # the largest group on top
+        left = np.zeros(len(names))
+        for j, label in enumerate(labels):
+            ax.barh(y, shares[:, j], left=left, color=colors[j], label=drawable(label, missing))
+            left += shares[:, j]
+        for yi, count in zip(y, n, strict=True):
+            ax.text(1.01, yi, f"{int(count):,}", va="center", fontsize=9)
+        ax.set_yticks(y, names, fontfamily=families)
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("share of posts (the number: posts in the group)")
+        ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=len(labels),
+                  prop={"family": families}, frameon=False)  # fmt: skip
+    if title:
+        fig.suptitle(drawable(title, missing), fontfamily=families)
+    return _save(fig, path, RUN_DPI)

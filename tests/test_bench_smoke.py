@@ -53,6 +53,12 @@ def test_checkpoint_load_smoke():
     assert len(row.strip("|").split("|")) == 7  # preset, file, tokens, two times, added, ratio
 
 
+def test_report_scale_smoke():
+    out = run_script("bench/report_scale.py", "--smoke")
+    assert "| model | parameters | posts | seconds | CPU seconds | posts/s |" in out
+    assert "| tiny | 0.13M | 500 |" in out
+
+
 @pytest.mark.parametrize("name", ["throughput", "sampling"])
 def test_help_formats(name, monkeypatch):
     # in-process (torch is already imported): a stray % in a help string fails only here

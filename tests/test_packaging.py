@@ -21,12 +21,14 @@ SCRIPTS = {
     "minillm-sample": "minillm.cli.sample:main",
     "minillm-prepare": "minillm.cli.prepare:main",
     "minillm-export": "minillm.cli.export:main",
+    "minillm-report": "minillm.cli.report:main",
 }
 HELP_SHOWS = {
     "minillm-train": "--preset",
     "minillm-sample": "--ckpt",
     "minillm-prepare": "--shard-tokens",
     "minillm-export": "--ckpt",
+    "minillm-report": "--by",
 }
 
 

@@ -1,5 +1,5 @@
-"""The command-line programs: `minillm-train` (train.py), `minillm-sample` (sample.py) and
-`minillm-prepare`.
+"""The command-line programs: `minillm-train` (train.py), `minillm-sample` (sample.py),
+`minillm-prepare` and `minillm-report`.
 
 Holds what both share: the version line (`--version`), and `run_command`, which turns the
 ways a command can end into exit codes: 0, or 0 too when the reader of standard output
@@ -25,6 +25,7 @@ COMMANDS = {
     "minillm-sample": ("sample.py", "generate text, classify posts, evaluate, look inside"),
     "minillm-prepare": (None, "tokenise a large corpus once into token shards for train.py"),
     "minillm-export": (None, "write a checkpoint as a Hugging Face folder (safetensors)"),
+    "minillm-report": (None, "label shares of a file of posts by day, hashtag or column"),
 }
 
 
