@@ -63,18 +63,22 @@ def token_dtype(vocab_size: int) -> np.dtype:
     return np.dtype(np.uint16 if vocab_size <= 2**16 else np.uint32)
 
 
-def write_shard(path: Path, tokens: np.ndarray, tokenizer_hash: str) -> None:
-    """Write one shard under a temporary name, then rename it: a shard on disk is whole.
+def write_shard(path: Path, parts: list[np.ndarray], tokenizer_hash: str) -> None:
+    """Write one shard, the tokens of `parts` (arrays of one dtype) one after the other,
+    under a temporary name, then rename it: a shard on disk is whole. The parts are not
+    joined first, so writing costs no second copy of the shard in memory.
 
     A full disk removes the temporary file and says so (an OSError naming the shard).
     """
-    header = _HEADER.pack(MAGIC, FORMAT_VERSION, tokens.dtype.itemsize, len(tokens),
+    n_tokens = sum(len(part) for part in parts)
+    header = _HEADER.pack(MAGIC, FORMAT_VERSION, parts[0].dtype.itemsize, n_tokens,
                           bytes.fromhex(tokenizer_hash))  # fmt: skip
     tmp = path.with_name(path.name + ".tmp")
     try:
         with tmp.open("wb") as f:
             f.write(header.ljust(HEADER_BYTES, b"\x00"))
-            f.write(tokens.tobytes())
+            for part in parts:
+                f.write(part.tobytes())
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -250,11 +254,11 @@ class _Split:
     def flush(self, out: Path, index: int, tokenizer_hash: str, dtype: np.dtype) -> None:
         if not self.pending_tokens:
             return
-        tokens = np.concatenate(self.pending).astype(dtype, copy=False)
         name = f"{self.name}_{index:06d}.bin"
-        write_shard(out / name, tokens, tokenizer_hash)
-        self.shards.append({"file": name, "tokens": len(tokens)})
-        self.tokens += len(tokens)
+        write_shard(out / name, [part.astype(dtype, copy=False) for part in self.pending],
+                    tokenizer_hash)  # fmt: skip
+        self.shards.append({"file": name, "tokens": self.pending_tokens})
+        self.tokens += self.pending_tokens
         self.pending, self.pending_tokens = [], 0
 
     def summary(self) -> dict:
@@ -347,6 +351,7 @@ def prepare(cfg: PrepareConfig, log=print, status: Callable[[str], None] | None 
     if tokenizer is None:  # trained on a sample of the first posts, which are then encoded
         first, tokenizer = _train_tokenizer(cfg, stream, out, log)
         stream = itertools.chain(first, stream)
+        del first  # freed once the chain has gone past it
     tok_hash = tokenizer_sha256(tokenizer)
     dtype = token_dtype(tokenizer.vocab_size)
     train = _Split("train", saved and saved["train"])
