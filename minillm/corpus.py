@@ -21,11 +21,9 @@ Leaves out: reading file formats (minillm.formats), the in-memory path for small
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import itertools
 import json
-import os
 import random
 import struct
 import sys
@@ -35,9 +33,11 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
+from minillm.checkpoint import write_atomic
 from minillm.formats import DataError, Source, find_sources, iter_posts
 from minillm.tokenizer import Tokenizer
 
@@ -65,30 +65,20 @@ def token_dtype(vocab_size: int) -> np.dtype:
 
 def write_shard(path: Path, parts: list[np.ndarray], tokenizer_hash: str) -> None:
     """Write one shard, the tokens of `parts` (arrays of one dtype) one after the other,
-    under a temporary name, then rename it: a shard on disk is whole. The parts are not
-    joined first, so writing costs no second copy of the shard in memory.
-
-    A full disk removes the temporary file and says so (an OSError naming the shard).
+    atomically (`checkpoint.write_atomic`): a shard on disk is whole, and a full disk
+    leaves no temporary file and one line naming the shard. The parts are not joined
+    first, so writing costs no second copy of the shard in memory.
     """
     n_tokens = sum(len(part) for part in parts)
     header = _HEADER.pack(MAGIC, FORMAT_VERSION, parts[0].dtype.itemsize, n_tokens,
                           bytes.fromhex(tokenizer_hash))  # fmt: skip
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with tmp.open("wb") as f:
-            f.write(header.ljust(HEADER_BYTES, b"\x00"))
-            for part in parts:
-                f.write(part.tobytes())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as err:
-        tmp.unlink(missing_ok=True)
-        if isinstance(err, OSError) and err.errno == errno.ENOSPC:
-            raise OSError(f"{path}: no space left on the device; its temporary file is "
-                          f"removed, the shards before it are kept: free some space and run "
-                          f"the same command again to continue") from None  # fmt: skip
-        raise
+
+    def write(f: BinaryIO) -> None:
+        f.write(header.ljust(HEADER_BYTES, b"\x00"))
+        for part in parts:
+            f.write(part.tobytes())
+
+    write_atomic(path, write)
 
 
 def read_shard(path: Path, tokens: int, tokenizer_hash: str) -> np.ndarray:
@@ -220,16 +210,7 @@ def _differs(old: dict, new: dict) -> str:
 
 
 def _write_json(path: Path, payload: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException as err:
-        tmp.unlink(missing_ok=True)
-        if isinstance(err, OSError) and err.errno == errno.ENOSPC:
-            raise OSError(f"{path}: no space left on the device; the shards already written "
-                          f"are kept: free some space and run the same command again") from None  # fmt: skip
-        raise
+    write_atomic(path, lambda f: f.write((json.dumps(payload, indent=1) + "\n").encode()))
 
 
 class _Split:
@@ -506,7 +487,7 @@ def _tokenizer(cfg: PrepareConfig, out: Path, saved: dict | None) -> Tokenizer |
         from minillm.checkpoint import load_checkpoint
 
         tokenizer = Tokenizer.from_json(load_checkpoint(cfg.tokenizer_from)["tokenizer"])
-        _write_text(out / TOKENIZER_FILE, tokenizer.to_json())
+        write_atomic(out / TOKENIZER_FILE, lambda f: f.write(tokenizer.to_json().encode()))
         return tokenizer
     if saved is not None:
         tokenizer = Tokenizer.from_json((out / TOKENIZER_FILE).read_text(encoding="utf-8"))
@@ -515,12 +496,6 @@ def _tokenizer(cfg: PrepareConfig, out: Path, saved: dict | None) -> Tokenizer |
                               f"written with; remove {out} and prepare again")  # fmt: skip
         return tokenizer
     return None
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _train_tokenizer(cfg: PrepareConfig, stream: Iterator[tuple[str, bool]], out: Path,
@@ -555,7 +530,7 @@ def _train_tokenizer(cfg: PrepareConfig, stream: Iterator[tuple[str, bool]], out
         tokenizer = Tokenizer.train_bpe(sample, vocab_size=cfg.vocab_size)
     else:
         tokenizer = Tokenizer.train_char(sample)
-    _write_text(out / TOKENIZER_FILE, tokenizer.to_json())
+    write_atomic(out / TOKENIZER_FILE, lambda f: f.write(tokenizer.to_json().encode()))
     log(f"tokenizer: {cfg.tokenizer}, {tokenizer.vocab_size:,} tokens, trained on {len(sample):,} "
         f"of the first {n_train:,} training posts in {time.time() - t0:.1f}s")  # fmt: skip
     return first, tokenizer

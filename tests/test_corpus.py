@@ -299,13 +299,15 @@ def test_a_full_disk_removes_the_temporary_file(tmp_path, monkeypatch):
     calls = {"n": 0}
 
     def fill_up(fd):  # the disk fills up at the second shard pair's training shard
-        calls["n"] += 1
-        if calls["n"] == 3:
+        calls["n"] += 1  # (after tokenizer.json, train_000000, val_000000, progress.json)
+        if calls["n"] == 5:
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(fd)
 
-    monkeypatch.setattr(corpus.os, "fsync", fill_up)
-    with pytest.raises(OSError, match=r"train_000001\.bin: no space left on the device"):
+    monkeypatch.setattr(os, "fsync", fill_up)
+    with pytest.raises(
+        ValueError, match=r"train_000001\.bin: could not be written \(No space left on device\)"
+    ):
         prepare(small_cfg(tmp_path, posts_file), log=quiet)
     folder = tmp_path / "corpus"
     assert not list(folder.glob("*.tmp")) and not (folder / MANIFEST).exists()
