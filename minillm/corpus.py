@@ -104,9 +104,9 @@ def read_shard(path: Path, tokens: int, tokenizer_hash: str) -> np.ndarray:
     if digest.hex() != tokenizer_hash:
         raise CorpusError(f"{path}: written with another tokenizer than {TOKENIZER_FILE}'s "
                           f"(hash {digest.hex()[:12]}, not {tokenizer_hash[:12]})")  # fmt: skip
-    if n_tokens == 0:
-        return np.zeros(0, dtype=np.uint16 if itemsize == 2 else np.uint32)
     dtype = np.uint16 if itemsize == 2 else np.uint32
+    if n_tokens == 0:  # np.memmap cannot map an empty range
+        return np.zeros(0, dtype=dtype)
     return np.memmap(path, dtype=dtype, mode="r", offset=HEADER_BYTES, shape=(n_tokens,))
 
 
@@ -596,7 +596,7 @@ def open_corpus(folder: str | Path, tokenizer: Tokenizer | None, checkpoint: str
     tok_path = folder / TOKENIZER_FILE
     try:
         own = Tokenizer.from_json(tok_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, Exception) as err:  # tokenizers raises plain Exceptions
+    except Exception as err:  # OSError, or what tokenizers raises: plain Exceptions
         raise CorpusError(f"{tok_path}: cannot read the corpus's tokenizer ({err})") from None
     tok_hash = manifest["tokenizer"]["sha256"]
     if tokenizer_sha256(own) != tok_hash:
